@@ -1,0 +1,1 @@
+"""Command-line layer: one short module per subcommand, each exposing `register(app)`."""

@@ -1,0 +1,89 @@
+"""The `w2v2` Typer application and its single error handler.
+
+Every module in `w2v2cli/cli/` (except this one) defines `register(app: typer.Typer)` and adds its
+command(s); they are picked up here in alphabetical order, so adding a command never touches this file.
+Errors of the `W2V2Error` family are printed once, with their hint, and exit non-zero; a traceback
+is printed only with `w2v2 --debug ...`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from rich.console import Console
+
+import w2v2cli
+import w2v2cli.cli as cli_pkg
+from w2v2cli.errors import W2V2Error
+
+app = typer.Typer(
+    name="w2v2",
+    help="wav2vec 2.0 toolkit: manifest -> pretrain -> finetune -> decode -> score.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"w2v2 {w2v2cli.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """wav2vec 2.0 toolkit: manifest -> pretrain -> finetune -> decode -> score."""
+    _state["debug"] = debug
+
+
+def _register_commands() -> None:
+    for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda m: m.name):
+        if info.name in ("app",) or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the app, turning W2V2Error into a message and exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except W2V2Error as err:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, markup=True)
+        if err.hint:
+            err_console.print(f"[yellow]hint:[/] {err.hint}", highlight=False)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[red]aborted[/]")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

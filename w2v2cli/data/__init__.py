@@ -1,0 +1,1 @@
+"""Data: audio corpora -> manifests -> datasets, samplers and batches."""
