@@ -12,7 +12,7 @@ src, dst, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 with open(src + ".tsv", encoding="utf-8") as f:
     root, *rows = f.read().splitlines()
 if n > len(rows):
-    sys.exit(f"subset_manifest.sh: asked for {n} rows but {src}.tsv has {len(rows)}")
+    sys.exit(f"subset_manifest.sh: asked for {n} rows but {src}.tsv has {len(rows)} rows")
 keep = sorted(random.Random(seed).sample(range(len(rows)), n))
 outputs = {"tsv": [root] + [rows[i] for i in keep]}
 for ext in ("wrd", "ltr"):
