@@ -1,0 +1,296 @@
+"""Building blocks of wav2vec 2.0: conv feature encoder, feature projection, positional conv, transformer.
+
+    >>> enc = ConvFeatureEncoder([(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2, mode="group_norm")
+    >>> feats, frames = enc(torch.randn(2, 16000), torch.tensor([16000, 8000]))   # [2, 512, 49], [49, 24]
+
+Each module takes explicit numbers, never a config object; shapes are given as `[batch, frames, features]`.
+Padding travels with the tensors as `lengths` (valid samples or frames per utterance) or as a key padding
+mask (`True` = padding). Variants (group-norm vs layer-norm conv, post-LN vs pre-LN transformer) are flags.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from w2v2cli.errors import W2V2Error
+
+
+class InputShapeError(W2V2Error, ValueError):
+    """Audio or tensors of a shape the model cannot use; the message names the shape received."""
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """`F.dropout` that costs nothing when it would do nothing (p == 0 or eval mode)."""
+    return F.dropout(x, p, True) if training and p > 0.0 else x
+
+
+def padding_mask_from_lengths(lengths: Tensor, max_len: int) -> Tensor:
+    """`[B]` valid lengths -> `[B, max_len]` bool, True where the position is padding."""
+    return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+class _GradMultiply(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by `scale` backward (fairseq's feature_grad_mult)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad * ctx.scale, None
+
+
+def grad_multiply(x: Tensor, scale: float) -> Tensor:
+    return x if scale == 1.0 else _GradMultiply.apply(x, scale)
+
+
+class ConvLayer(nn.Module):
+    """Conv1d -> optional norm -> GELU.
+
+    norm: None, "group" (GroupNorm with one group per channel, over time) or "layer" (LayerNorm over channels).
+    Input `[B, C_in, T]`, output `[B, C_out, T']` with `T' = (T - kernel) // stride + 1`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, bias: bool, norm: str | None):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=bias)
+        self.norm_kind = norm
+        if norm == "group":
+            self.norm = nn.GroupNorm(out_channels, out_channels, affine=True)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(out_channels, elementwise_affine=True)
+        elif norm is None:
+            self.norm = None
+        else:
+            raise ValueError(f"norm must be None, 'group' or 'layer', got {norm!r}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if self.norm_kind == "group":
+            x = self.norm(x)
+        elif self.norm_kind == "layer":
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return F.gelu(x)
+
+
+class ConvFeatureEncoder(nn.Module):
+    """The 7-layer conv stack turning raw audio `[B, T]` into features `[B, C, F]`.
+
+    mode "group_norm": GroupNorm on layer 0 only (BASE/LARGE); "layer_norm": LayerNorm after every conv
+    (LV-60k/XLSR). `bias` adds conv biases (the layer-norm models have them).
+    """
+
+    def __init__(self, conv_layers: list[tuple[int, int, int]], mode: str = "group_norm", bias: bool = False):
+        super().__init__()
+        if mode not in ("group_norm", "layer_norm"):
+            raise ValueError(f"mode must be 'group_norm' or 'layer_norm', got {mode!r}")
+        layers = []
+        in_ch = 1
+        for i, (out_ch, kernel, stride) in enumerate(conv_layers):
+            norm = "layer" if mode == "layer_norm" else ("group" if i == 0 else None)
+            layers.append(ConvLayer(in_ch, out_ch, kernel, stride, bias, norm))
+            in_ch = out_ch
+        self.conv_layers = nn.ModuleList(layers)
+        rf = 1
+        for _, kernel, stride in reversed(conv_layers):
+            rf = (rf - 1) * stride + kernel
+        self.receptive_field = rf
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Frames produced from `lengths` samples (floor((L - k) / s) + 1 per layer)."""
+        for layer in self.conv_layers:
+            lengths = torch.div(lengths - layer.kernel, layer.stride, rounding_mode="floor") + 1
+        return lengths
+
+    def check_input(self, waveforms: Tensor, lengths: Tensor | None) -> None:
+        """Raises InputShapeError for input the conv stack cannot turn into at least one frame."""
+        if waveforms.dim() != 2:
+            raise InputShapeError(f"expected waveforms of shape [batch, samples], got {tuple(waveforms.shape)}")
+        if waveforms.shape[0] == 0:
+            raise InputShapeError(f"empty batch: waveforms of shape {tuple(waveforms.shape)}")
+        if waveforms.shape[1] == 0:
+            raise InputShapeError(f"zero-length audio: waveforms of shape {tuple(waveforms.shape)}")
+        if waveforms.shape[1] < self.receptive_field:
+            raise InputShapeError(
+                f"waveforms of shape {tuple(waveforms.shape)} are shorter than the model's receptive field "
+                f"({self.receptive_field} samples = one output frame)",
+                hint="drop or pad utterances shorter than the receptive field",
+            )
+        if lengths is not None:
+            if lengths.shape != (waveforms.shape[0],):
+                raise InputShapeError(
+                    f"lengths of shape {tuple(lengths.shape)} do not match waveforms of shape {tuple(waveforms.shape)}"
+                )
+            too_short = lengths < self.receptive_field
+            too_long = lengths > waveforms.shape[1]
+            if bool((too_short | too_long).any()):
+                i = int(torch.nonzero(too_short | too_long)[0])
+                raise InputShapeError(
+                    f"utterance {i} has length {int(lengths[i])} samples in a batch of shape {tuple(waveforms.shape)}; "
+                    f"lengths must be between the receptive field ({self.receptive_field}) and {waveforms.shape[1]}"
+                )
+
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """`[B, T]` audio (+ `[B]` sample lengths) -> `[B, C, F]` features (+ `[B]` frame lengths)."""
+        x = waveforms.unsqueeze(1)
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x, (self.output_lengths(lengths) if lengths is not None else None)
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm(conv_dim) -> Linear(conv_dim -> embed_dim) -> dropout. Returns (projected, normalised)."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_features)
+        self.linear = nn.Linear(in_features, out_features)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """`[B, F, C]` -> (`[B, F, D]`, `[B, F, C]` layer-normed features for the quantizer)."""
+        normed = self.norm(x)
+        return dropout(self.linear(normed), self.dropout, self.training), normed
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Relative positional information from a grouped conv over time (kernel K, weight norm over dim 2), GELU.
+
+    Parameters in fairseq's layout: `weight_g [1, 1, K]`, `weight_v [D, D/groups, K]`, `bias [D]`;
+    the conv weight is `weight_g * weight_v / ||weight_v||` with the norm taken per kernel position.
+    Input and output `[B, F, D]`; an even kernel drops the last output frame so lengths are kept.
+    """
+
+    def __init__(self, embed_dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.kernel, self.groups = kernel, groups
+        self.weight_v = nn.Parameter(torch.empty(embed_dim, embed_dim // groups, kernel))
+        self.weight_g = nn.Parameter(torch.empty(1, 1, kernel))
+        self.bias = nn.Parameter(torch.zeros(embed_dim))
+        nn.init.normal_(self.weight_v, mean=0.0, std=math.sqrt(4.0 / (kernel * embed_dim)))
+        with torch.no_grad():
+            self.weight_g.copy_(self._norm_v())
+
+    def _norm_v(self) -> Tensor:
+        return torch.linalg.vector_norm(self.weight_v, dim=(0, 1), keepdim=True)
+
+    def weight(self) -> Tensor:
+        return self.weight_v * (self.weight_g / self._norm_v())
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv1d(x.transpose(1, 2), self.weight(), self.bias, padding=self.kernel // 2, groups=self.groups)
+        if self.kernel % 2 == 0:
+            y = y[:, :, :-1]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through `scaled_dot_product_attention`. `[B, F, D]` -> `[B, F, D]`."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """attn_mask: None or bool `[B, 1, 1, F]`, True where a key may be attended to."""
+        b, f, d = x.shape
+        q = self.q_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        return self.out_proj(y.transpose(1, 2).reshape(b, f, d))
+
+
+class FeedForward(nn.Module):
+    """Linear -> GELU -> dropout -> Linear. `[B, F, D]` -> `[B, F, D]`."""
+
+    def __init__(self, embed_dim: int, ffn_dim: int, activation_dropout: float):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, embed_dim)
+        self.activation_dropout = activation_dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(dropout(F.gelu(self.fc1(x)), self.activation_dropout, self.training))
+
+
+class EncoderLayer(nn.Module):
+    """One transformer block; `layer_norm_first` picks pre-LN (LV-60k/XLSR) over post-LN (BASE/LARGE)."""
+
+    def __init__(self, embed_dim: int, ffn_dim: int, num_heads: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float, layer_norm_first: bool):
+        super().__init__()
+        self.attention = SelfAttention(embed_dim, num_heads, attention_dropout)
+        self.attention_norm = nn.LayerNorm(embed_dim)
+        self.ffn = FeedForward(embed_dim, ffn_dim, activation_dropout)
+        self.ffn_norm = nn.LayerNorm(embed_dim)
+        self.dropout = dropout
+        self.layer_norm_first = layer_norm_first
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        p, training = self.dropout, self.training
+        if self.layer_norm_first:
+            x = x + dropout(self.attention(self.attention_norm(x), attn_mask), p, training)
+            return x + dropout(self.ffn(self.ffn_norm(x)), p, training)
+        x = self.attention_norm(x + dropout(self.attention(x, attn_mask), p, training))
+        return self.ffn_norm(x + dropout(self.ffn(x), p, training))
+
+
+class TransformerEncoder(nn.Module):
+    """Positional conv + a stack of `EncoderLayer`s with layerdrop.
+
+    Post-LN: `x + pos_conv(x)` -> norm -> dropout -> layers. Pre-LN: `x + pos_conv(x)` -> dropout -> layers -> norm.
+    """
+
+    def __init__(self, embed_dim: int, ffn_dim: int, num_layers: int, num_heads: int, conv_pos: int,
+                 conv_pos_groups: int, dropout: float, attention_dropout: float, activation_dropout: float,
+                 layer_norm_first: bool, layerdrop: float):
+        super().__init__()
+        self.pos_conv = ConvPositionalEmbedding(embed_dim, conv_pos, conv_pos_groups)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.layers = nn.ModuleList(
+            EncoderLayer(embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout,
+                         layer_norm_first)
+            for _ in range(num_layers)
+        )
+        self.dropout, self.layerdrop, self.layer_norm_first = dropout, layerdrop, layer_norm_first
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None,
+                output_hidden_states: bool = False) -> tuple[Tensor, list[Tensor] | None]:
+        """`[B, F, D]` (+ `[B, F]` bool, True = padding) -> (`[B, F, D]`, hidden states or None).
+
+        Hidden states: the input of the first layer, then the output of every layer (pre-LN: before the
+        final norm), as transformers reports them. Layers skipped by layerdrop are not repeated.
+        """
+        attn_mask = None
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+            attn_mask = (~padding_mask)[:, None, None, :]
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.norm(x)
+        x = dropout(x, self.dropout, self.training)
+        hidden = [x] if output_hidden_states else None
+        for layer in self.layers:
+            # layerdrop: the draw uses torch's CPU generator, so no device sync and reproducible from the seed
+            if self.training and self.layerdrop > 0.0 and float(torch.rand(())) < self.layerdrop:
+                continue
+            x = layer(x, attn_mask)
+            if hidden is not None:
+                hidden.append(x)
+        if self.layer_norm_first:
+            x = self.norm(x)
+        return x, hidden
