@@ -58,11 +58,11 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """
     path = Path(path)
     try:
-        info = sf.info(str(path))
+        with sf.SoundFile(str(path)) as f:  # opening parses the header only
+            return AudioInfo(frames=int(f.frames), samplerate=int(f.samplerate), channels=int(f.channels))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         _check_readable(path)
         raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
-    return AudioInfo(frames=int(info.frames), samplerate=int(info.samplerate), channels=int(info.channels))
 
 
 def _reason(exc: Exception) -> str:

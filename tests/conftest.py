@@ -1,0 +1,64 @@
+"""Shared test fixtures: small synthetic corpora (real espeak-ng / flite speech) and their manifests.
+
+- `libri_corpus`: a LibriSpeech-layout corpus (train-clean-100: 3 speakers x 8, dev-clean and
+  test-clean: 2 speakers x 4; 40 utterances of about 1.5-5 s, 16 kHz FLAC), a `SynthCorpus`.
+- `libri_manifests`: `w2v2 manifest --corpus librispeech` run on it: `{subset: Path(tsv)}`; the
+  `.wrd`, `.ltr` and `dict.ltr.txt` lie beside the tsv files.
+- `cv_corpus`: Common Voice language folders en/de/fr (48 kHz MP3, CV 17 tsv files), a `SynthCorpus`.
+- `make_cv_manifests(lang)`: `w2v2 manifest --corpus commonvoice --resample-to 16000` on one language
+  of `cv_corpus` -> `{split: Path(tsv)}` (cached per session).
+
+All are session-scoped and built once (a few seconds on 2 cores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LIBRI_SIZES = {"train-clean-100": (3, 8), "dev-clean": (2, 4), "test-clean": (2, 4)}
+
+
+@pytest.fixture(scope="session")
+def libri_corpus(tmp_path_factory):
+    from w2v2cli.data.synth import make_librispeech
+
+    root = tmp_path_factory.mktemp("corpora") / "LibriSpeech"
+    return make_librispeech(root, subsets=LIBRI_SIZES, seed=1234, jobs=2)
+
+
+@pytest.fixture(scope="session")
+def libri_manifests(libri_corpus, tmp_path_factory) -> dict[str, Path]:
+    from w2v2cli.data.manifest import ManifestConfig, build_manifests
+
+    dest = tmp_path_factory.mktemp("manifests") / "librispeech"
+    result = build_manifests(ManifestConfig(audio_dir=libri_corpus.root, dest=dest, corpus="librispeech",
+                                            jobs=2, progress=False))
+    return {name: Path(path) for name, path in result.manifests.items()}
+
+
+@pytest.fixture(scope="session")
+def cv_corpus(tmp_path_factory):
+    from w2v2cli.data.synth import make_commonvoice
+
+    root = tmp_path_factory.mktemp("corpora") / "cv-corpus"
+    return make_commonvoice(root, langs=("en", "de", "fr"), n_speakers=2, utts_per_speaker=3, seed=99, jobs=2)
+
+
+@pytest.fixture(scope="session")
+def make_cv_manifests(cv_corpus, tmp_path_factory):
+    from w2v2cli.data.manifest import ManifestConfig, build_manifests
+
+    cache: dict[str, dict[str, Path]] = {}
+
+    def make(lang: str) -> dict[str, Path]:
+        if lang not in cache:
+            dest = tmp_path_factory.mktemp("manifests") / f"cv-{lang}"
+            result = build_manifests(ManifestConfig(audio_dir=cv_corpus.root / lang, dest=dest,
+                                                    corpus="commonvoice", resample_to=16000, jobs=2,
+                                                    progress=False))
+            cache[lang] = {name: Path(p) for name, p in result.manifests.items()}
+        return cache[lang]
+
+    return make

@@ -1,0 +1,327 @@
+"""A seeded sentence generator (small grammars + word lists) for synthetic corpora, per language.
+
+    >>> from w2v2cli.data.sentences import SentenceGenerator, sentence_pool
+    >>> gen = SentenceGenerator("de", seed=3)
+    >>> gen.sentence()
+    'Gestern fand die junge Lehrerin einen roten Schlüssel neben dem alten Brunnen.'
+    >>> sentence_pool("The dog slept.")    # 'train', 'dev' or 'test', fixed by the text itself
+    'train'
+
+Each language has a few sentence shapes (subject-verb-object, intransitive, with a place or time
+phrase, two clauses joined by a conjunction, reported speech) filled from word lists of some dozens of
+nouns, adjectives, verbs, names and phrases, with the agreement each language needs (German case and
+gender endings, French and Spanish gender of articles and adjectives). That gives millions of distinct
+sentences, so corpora of many hours never repeat a sentence.
+
+Held-out sentences: `sentence_pool(text)` assigns every sentence to a pool by a hash of its
+normalised words (5 % "dev", 5 % "test", the rest "train"), independent of seed and corpus; a corpus's
+dev/test subsets draw only from their pools, and LM or training text only from "train", so a test
+sentence can never appear in training data, whichever seeds made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+
+LANGUAGES = ("en", "de", "fr", "es")
+
+_EN = {
+    "nouns": """man woman child dog cat bird farmer teacher doctor sailor soldier painter baker driver king queen
+        horse fox wolf boy girl student captain merchant traveller neighbour friend stranger miller hunter""".split(),
+    "things": """box letter key lamp basket coat book ship wagon bottle hat chair table rope map candle clock
+        window door garden river bridge road village castle field forest apple bread stone flower cup""".split(),
+    "adjectives": """old young small large tall quiet happy tired brave clever kind angry busy gentle proud
+        strange heavy light dark bright cold warm empty broken green red yellow golden wooden narrow""".split(),
+    "tverbs": """carried found bought opened closed painted watched followed noticed carried lifted dropped
+        mended sold cleaned pushed pulled dragged hid brought kept wanted needed remembered""".split(),
+    "iverbs": """slept laughed waited smiled rested listened wandered hurried whispered shouted sang
+        worked danced vanished returned stopped""".split(),
+    "places": """across the bridge | near the river | in the garden | behind the old mill | under the table |
+        beside the road | at the edge of the forest | inside the castle | on the hill | by the window |
+        through the village | along the narrow path | over the field | in the kitchen | at the station""",
+    "times": """yesterday | this morning | in the evening | after dinner | before sunrise | last winter |
+        every day | at noon | late at night | on sunday | during the storm | a long time ago""",
+    "names": """john mary thomas alice peter anna george helen william clara robert emma henry lucy
+        edward martha arthur grace""".split(),
+    "adverbs": "slowly quickly quietly carefully suddenly gladly softly silently".split(),
+    "conj": "and | but | so | because | while",
+    "say": "said that | thought that | knew that | believed that | told us that",
+}
+
+_DE = {
+    # (noun, gender)
+    "nouns": [("mann", "m"), ("hund", "m"), ("vogel", "m"), ("lehrer", "m"), ("bauer", "m"), ("koch", "m"),
+              ("fischer", "m"), ("könig", "m"), ("nachbar", "m"), ("fremde", "m"),
+              ("frau", "f"), ("katze", "f"), ("lehrerin", "f"), ("ärztin", "f"), ("königin", "f"),
+              ("mutter", "f"), ("bäuerin", "f"), ("köchin", "f"),
+              ("kind", "n"), ("mädchen", "n"), ("pferd", "n"), ("schaf", "n")],
+    "things": [("schlüssel", "m"), ("brief", "m"), ("korb", "m"), ("stuhl", "m"), ("tisch", "m"),
+               ("hut", "m"), ("mantel", "m"), ("apfel", "m"), ("wagen", "m"), ("ball", "m"), ("stein", "m"),
+               ("lampe", "f"), ("tasche", "f"), ("kiste", "f"), ("blume", "f"), ("uhr", "f"), ("karte", "f"),
+               ("flasche", "f"), ("kerze", "f"), ("tür", "f"), ("jacke", "f"),
+               ("buch", "n"), ("fenster", "n"), ("bild", "n"), ("glas", "n"), ("boot", "n"), ("brot", "n"),
+               ("seil", "n"), ("messer", "n"), ("geschenk", "n")],
+    "adjectives": """alt jung klein groß still froh klug stark schnell langsam freundlich ruhig lustig fremd
+        wild weiß schwarz braun leer voll leicht schwer rot grün blau neu warm kalt hell""".split(),
+    "tverbs": """sah fand kaufte trug suchte brachte malte öffnete schloss hörte baute holte verlor hielt
+        nahm zeigte versteckte reparierte verkaufte putzte""".split(),
+    "iverbs": "schlief lachte wartete lächelte ruhte sang arbeitete tanzte verschwand rief weinte".split(),
+    "places": """über die brücke | neben dem alten brunnen | im garten | hinter der mühle | unter dem tisch |
+        am rand des waldes | auf dem hügel | am fenster | durch das dorf | in der küche | am bahnhof |
+        auf dem markt | vor dem haus | bei der kirche | am ufer des flusses""",
+    "times": """gestern | heute morgen | am abend | nach dem essen | vor sonnenaufgang | im letzten winter |
+        jeden tag | am mittag | spät in der nacht | am sonntag | während des sturms | vor langer zeit""",
+    "names": "anna peter maria thomas julia lukas sophie felix greta paul clara jonas lena max".split(),
+    "conj": "und | aber | denn",
+    "say": "sagte dass | glaubte dass | wusste dass",
+}
+
+_DE_PHRASE_NOUNS = set("""brücke brunnen garten mühle tisch rand waldes hügel fenster dorf küche bahnhof markt
+    haus kirche ufer flusses essen sonnenaufgang winter tag mittag nacht sonntag sturms zeit abend""".split())
+
+_FR = {
+    # (noun, gender)
+    "nouns": [("homme", "m"), ("chien", "m"), ("oiseau", "m"), ("professeur", "m"), ("fermier", "m"),
+              ("boulanger", "m"), ("marin", "m"), ("roi", "m"), ("voisin", "m"), ("garçon", "m"),
+              ("femme", "f"), ("chatte", "f"), ("fermière", "f"), ("reine", "f"), ("voisine", "f"),
+              ("fille", "f"), ("boulangère", "f"), ("actrice", "f")],
+    "things": [("livre", "m"), ("panier", "m"), ("manteau", "m"), ("chapeau", "m"), ("couteau", "m"),
+               ("bateau", "m"), ("gâteau", "m"), ("tableau", "m"), ("sac", "m"), ("verre", "m"),
+               ("lettre", "f"), ("clé", "f"), ("lampe", "f"), ("boîte", "f"), ("chaise", "f"),
+               ("table", "f"), ("bouteille", "f"), ("fleur", "f"), ("carte", "f"), ("pomme", "f")],
+    # (masculine, feminine); placed after the noun
+    "adjectives": [("rouge", "rouge"), ("noir", "noire"), ("vert", "verte"), ("blanc", "blanche"),
+                   ("bleu", "bleue"), ("gris", "grise"), ("lourd", "lourde"), ("froid", "froide"),
+                   ("chaud", "chaude"), ("calme", "calme"), ("rapide", "rapide"), ("fatigué", "fatiguée"),
+                   ("content", "contente"), ("étrange", "étrange"), ("cassé", "cassée"), ("doré", "dorée"),
+                   ("vide", "vide"), ("timide", "timide"), ("célèbre", "célèbre"), ("sérieux", "sérieuse")],
+    "tverbs": """a vu | a trouvé | a porté | a acheté | a cherché | a ouvert | a fermé | a pris | a caché |
+        a vendu | a réparé | a nettoyé | a perdu | a gardé | a apporté | a dessiné""",
+    "iverbs": """a dormi | a chanté | a ri | a attendu | a travaillé | a dansé | a crié | a pleuré |
+        a souri | a marché""",
+    "places": """près de la rivière | dans le jardin | sous la table | derrière le moulin | sur la colline |
+        à la gare | devant la maison | au marché | dans la cuisine | au bord du lac | sur le pont |
+        à travers le village | près de l'église""",
+    "times": """hier | ce matin | le soir | après le dîner | avant l'aube | l'hiver dernier | chaque jour |
+        à midi | tard dans la nuit | dimanche | pendant l'orage | il y a longtemps""",
+    "names": "marie pierre julie thomas claire louis sophie paul camille lucas emma hugo".split(),
+    "conj": "et | mais | car | puis",
+    "say": "a dit que | pensait que | savait que",
+}
+
+_ES = {
+    "nouns": [("hombre", "m"), ("perro", "m"), ("pájaro", "m"), ("maestro", "m"), ("campesino", "m"),
+              ("panadero", "m"), ("marinero", "m"), ("rey", "m"), ("vecino", "m"), ("niño", "m"),
+              ("mujer", "f"), ("gata", "f"), ("maestra", "f"), ("reina", "f"), ("vecina", "f"),
+              ("niña", "f"), ("panadera", "f"), ("doctora", "f")],
+    "things": [("libro", "m"), ("cesto", "m"), ("abrigo", "m"), ("sombrero", "m"), ("cuchillo", "m"),
+               ("barco", "m"), ("pastel", "m"), ("cuadro", "m"), ("vaso", "m"), ("reloj", "m"),
+               ("carta", "f"), ("llave", "f"), ("lámpara", "f"), ("caja", "f"), ("silla", "f"),
+               ("mesa", "f"), ("botella", "f"), ("flor", "f"), ("manzana", "f"), ("ventana", "f")],
+    "adjectives": [("rojo", "roja"), ("negro", "negra"), ("blanco", "blanca"), ("viejo", "vieja"),
+                   ("nuevo", "nueva"), ("pequeño", "pequeña"), ("pesado", "pesada"), ("frío", "fría"),
+                   ("cansado", "cansada"), ("contento", "contenta"), ("extraño", "extraña"), ("roto", "rota"),
+                   ("dorado", "dorada"), ("vacío", "vacía"), ("tranquilo", "tranquila"), ("azul", "azul"),
+                   ("verde", "verde"), ("grande", "grande"), ("alegre", "alegre"), ("tímido", "tímida")],
+    "tverbs": """vio | encontró | compró | llevó | buscó | abrió | cerró | tomó | escondió | vendió |
+        reparó | limpió | perdió | guardó | trajo | pintó""",
+    "iverbs": "durmió | cantó | rió | esperó | trabajó | bailó | gritó | lloró | sonrió | caminó",
+    "places": """cerca del río | en el jardín | debajo de la mesa | detrás del molino | en la colina |
+        en la estación | delante de la casa | en el mercado | en la cocina | junto al lago | sobre el puente |
+        por el pueblo | cerca de la iglesia""",
+    "times": """ayer | esta mañana | por la noche | después de la cena | antes del amanecer | el invierno pasado |
+        cada día | al mediodía | muy tarde | el domingo | durante la tormenta | hace mucho tiempo""",
+    "names": "maría pedro lucía juan carmen pablo sofía diego elena javier ana miguel".split(),
+    "conj": "y | pero | porque | mientras",
+    "say": "dijo que | pensaba que | sabía que",
+}
+
+
+def _phrases(spec: str) -> list[str]:
+    return [" ".join(p.split()) for p in spec.split("|") if p.strip()]
+
+
+class SentenceGenerator:
+    """Seeded random sentences for `lang` ('en', 'de', 'fr', 'es'): `sentence()` returns written text
+    (capital first letter, final full stop, names capitalised) ready for normalisation."""
+
+    def __init__(self, lang: str, seed: int = 0):
+        if lang not in LANGUAGES:
+            raise ValueError(f"no sentence grammar for language {lang!r}; have: {', '.join(LANGUAGES)}")
+        self.lang = lang
+        self.rng = random.Random(f"sentences-{lang}-{seed}")
+        self._clause = {"en": self._en, "de": self._de, "fr": self._fr, "es": self._es}[lang]
+        table = {"en": _EN, "de": _DE, "fr": _FR, "es": _ES}[lang]
+        self.t = {k: (_phrases(v) if isinstance(v, str) else v) for k, v in table.items()}
+        self._names = set(self.t["names"])
+
+    # --- English ---------------------------------------------------------------------------
+    def _en_np(self, pool: str, article: str | None = None) -> str:
+        r, t = self.rng, self.t
+        art = article or r.choice(["the", "the", "a", "my", "his", "her", "their", "that"])
+        adj = r.choice(t["adjectives"]) + " " if r.random() < 0.6 else ""
+        np_ = f"{art} {adj}{r.choice(t[pool])}"
+        if art == "a" and np_[2] in "aeiou":
+            np_ = "an" + np_[1:]
+        return np_
+
+    def _en(self) -> str:
+        r, t = self.rng, self.t
+        subj = r.choice(t["names"]) if r.random() < 0.25 else self._en_np("nouns")
+        if r.random() < 0.65:
+            clause = f"{subj} {r.choice(t['tverbs'])} {self._en_np('things')}"
+        else:
+            clause = f"{subj} {r.choice(t['iverbs'])}"
+        if r.random() < 0.3:
+            clause += " " + r.choice(t["adverbs"])
+        if r.random() < 0.5:
+            clause += " " + r.choice(t["places"])
+        if r.random() < 0.3:
+            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
+        return clause
+
+    # --- German ----------------------------------------------------------------------------
+    def _de_subject(self) -> str:
+        r, t = self.rng, self.t
+        if r.random() < 0.25:
+            return r.choice(t["names"])
+        noun, g = r.choice(t["nouns"])
+        art = {"m": "der", "f": "die", "n": "das"}[g]
+        return f"{art} {r.choice(t['adjectives'])}e {noun}" if r.random() < 0.6 else f"{art} {noun}"
+
+    def _de_object(self) -> str:
+        r, t = self.rng, self.t
+        noun, g = r.choice(t["things"])
+        if r.random() < 0.5:  # indefinite accusative: einen alten / eine alte / ein altes
+            art, end = {"m": ("einen", "en"), "f": ("eine", "e"), "n": ("ein", "es")}[g]
+        else:  # definite accusative: den alten / die alte / das alte
+            art, end = {"m": ("den", "en"), "f": ("die", "e"), "n": ("das", "e")}[g]
+        return f"{art} {r.choice(t['adjectives'])}{end} {noun}" if r.random() < 0.6 else f"{art} {noun}"
+
+    def _de(self) -> str:
+        r, t = self.rng, self.t
+        subj = self._de_subject()
+        verb_obj = (r.choice(t["tverbs"]), self._de_object()) if r.random() < 0.65 else (r.choice(t["iverbs"]), "")
+        place = r.choice(t["places"]) if r.random() < 0.5 else ""
+        if r.random() < 0.3:  # a fronted time phrase puts the verb second: "gestern sah der mann ..."
+            parts = [r.choice(t["times"]), verb_obj[0], subj, verb_obj[1], place]
+        else:
+            parts = [subj, verb_obj[0], verb_obj[1], place]
+        return " ".join(p for p in parts if p)
+
+    # --- French ----------------------------------------------------------------------------
+    def _fr_np(self, pool: str, definite: bool) -> str:
+        r, t = self.rng, self.t
+        noun, g = r.choice(t[pool])
+        if definite:
+            art = "l'" if noun[0] in "aeiouéh" else {"m": "le ", "f": "la "}[g]
+        else:
+            art = {"m": "un ", "f": "une "}[g]
+        np_ = art + noun
+        if r.random() < 0.6:
+            np_ += " " + r.choice(t["adjectives"])[0 if g == "m" else 1]
+        return np_
+
+    def _fr(self) -> str:
+        r, t = self.rng, self.t
+        subj = r.choice(t["names"]) if r.random() < 0.25 else self._fr_np("nouns", True)
+        if r.random() < 0.65:
+            clause = f"{subj} {r.choice(t['tverbs'])} {self._fr_np('things', r.random() < 0.5)}"
+        else:
+            clause = f"{subj} {r.choice(t['iverbs'])}"
+        if r.random() < 0.5:
+            clause += " " + r.choice(t["places"])
+        if r.random() < 0.3:
+            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
+        return clause
+
+    # --- Spanish ---------------------------------------------------------------------------
+    def _es_np(self, pool: str, definite: bool) -> str:
+        r, t = self.rng, self.t
+        noun, g = r.choice(t[pool])
+        art = ({"m": "el", "f": "la"} if definite else {"m": "un", "f": "una"})[g]
+        np_ = f"{art} {noun}"
+        if r.random() < 0.6:
+            np_ += " " + r.choice(t["adjectives"])[0 if g == "m" else 1]
+        return np_
+
+    def _es(self) -> str:
+        r, t = self.rng, self.t
+        subj = r.choice(t["names"]) if r.random() < 0.25 else self._es_np("nouns", True)
+        if r.random() < 0.65:
+            clause = f"{subj} {r.choice(t['tverbs'])} {self._es_np('things', r.random() < 0.5)}"
+        else:
+            clause = f"{subj} {r.choice(t['iverbs'])}"
+        if r.random() < 0.5:
+            clause += " " + r.choice(t["places"])
+        if r.random() < 0.3:
+            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
+        return clause
+
+    # --- sentences -------------------------------------------------------------------------
+    def _raw(self) -> str:
+        r, t = self.rng, self.t
+        roll = r.random()
+        if roll < 0.15:
+            return f"{self._clause()} {r.choice(t['conj'])} {self._clause()}"
+        if roll < 0.25:
+            subj = r.choice(t["names"])
+            return f"{subj} {r.choice(t['say'])} {self._clause()}"
+        return self._clause()
+
+    def _written(self, raw: str) -> str:
+        words = [w.capitalize() if w in self._names else w for w in raw.split()]
+        text = " ".join(words)
+        if self.lang == "de":  # German capitalises nouns
+            nouns = {n for n, _ in self.t["nouns"]} | {n for n, _ in self.t["things"]}
+            nouns |= _DE_PHRASE_NOUNS
+            text = " ".join(w.capitalize() if w in nouns else w for w in text.split())
+        text = text[0].upper() + text[1:]
+        if self.lang in ("en", "fr", "es", "de") and self.rng.random() < 0.15:
+            # a comma before a conjunction, as people write; normalisation removes it
+            for c in self.t["conj"]:
+                text = text.replace(f" {c} ", f", {c} ", 1) if f" {c} " in text else text
+        return text + ("?" if self.rng.random() < 0.05 else ".")
+
+    def sentence(self, min_words: int = 1, max_words: int = 1000) -> str:
+        """One written sentence with between `min_words` and `max_words` words."""
+        for _ in range(10000):
+            raw = self._raw()
+            if min_words <= len(raw.split()) <= max_words:
+                return self._written(raw)
+        raise ValueError(f"no {self.lang} sentence with {min_words}..{max_words} words")
+
+    def unique(self, pool: str | None = "train", min_words: int = 1, max_words: int = 1000,
+               seen: set[str] | None = None) -> Iterator[str]:
+        """Endless distinct sentences from `pool` ('train', 'dev', 'test' or None for any); `seen` is
+        shared so several subsets of one corpus never repeat a sentence."""
+        seen = set() if seen is None else seen
+        while True:
+            text = self.sentence(min_words, max_words)
+            key = _key(text)
+            if key in seen or (pool is not None and sentence_pool(text) != pool):
+                continue
+            seen.add(key)
+            yield text
+
+
+def _key(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace() or c == "'").split())
+
+
+def sentence_pool(text: str) -> str:
+    """'dev', 'test' or 'train' for a sentence, from a hash of its lower-cased words (seed-independent)."""
+    bucket = int.from_bytes(hashlib.blake2b(_key(text).encode(), digest_size=8).digest(), "big") % 100
+    return "dev" if bucket < 5 else "test" if bucket < 10 else "train"
+
+
+def pool_for_subset(subset: str) -> str:
+    """LibriSpeech / Common Voice / MLS subset name -> sentence pool."""
+    s = subset.lower()
+    if s.startswith("dev") or s in ("valid", "validation"):
+        return "dev"
+    if s.startswith("test"):
+        return "test"
+    return "train"
