@@ -25,7 +25,7 @@ def libri_corpus(tmp_path_factory):
     from w2v2cli.data.synth import make_librispeech
 
     root = tmp_path_factory.mktemp("corpora") / "LibriSpeech"
-    return make_librispeech(root, subsets=LIBRI_SIZES, seed=1234, jobs=2)
+    return make_librispeech(root, subsets=LIBRI_SIZES, seed=1234, jobs=2, min_words=4, max_words=10)
 
 
 @pytest.fixture(scope="session")
