@@ -1,0 +1,64 @@
+"""`w2v2 pretrain`: self-supervised wav2vec 2.0 pretraining.
+
+    w2v2 pretrain data/train.tsv --valid data/dev.tsv --config tiny --out exp/pt --max-updates 600
+    w2v2 pretrain de/train.tsv fr/train.tsv --config xlsr --set data.sampling_alpha=0.5 --out exp/xlsr
+    torchrun --nproc_per_node 8 -m w2v2cli pretrain train.tsv --config base --set optim.update_freq=8 --resume auto
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def pretrain_cmd(
+    train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv); repeat for multilingual "
+                                                     "pretraining, or a .yaml list of {path, lang}.")],
+    valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest (repeatable).")] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, base, large, xlsr) or FILE.yaml; "
+                                                               "see `w2v2 config show NAME`.")] = "base",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
+    = Path("exp/pretrain"),
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
+                                                                    "(e.g. optim.lr=5e-4); repeatable.")] = None,
+    max_updates: Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
+                                                                   "or a checkpoint directory.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, init, masks).")] = None,
+) -> None:
+    """Pretrain a wav2vec 2.0 model on unlabelled audio.
+
+    Example: w2v2 pretrain data/train.tsv --valid data/dev.tsv --config tiny --out exp/pt --resume auto
+    """
+    from w2v2cli.train.pretrain import pretrain
+
+    console = Console(stderr=True)
+    result = pretrain(train, out, config=config, overrides=set_ or [], valid=valid or [], max_updates=max_updates,
+                      resume=resume, seed=seed, console=console)
+    table = Table(title="pretraining", show_header=False)
+    table.add_row("stopped", f"{result.stopped} at update {result.update} (epoch {result.epoch})")
+    m = result.train_metrics
+    for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s"):
+        if key in m:
+            table.add_row(f"train {key}", f"{m[key]:.4g}")
+    if result.valid_metrics:
+        for key in ("loss", "accuracy"):
+            if key in result.valid_metrics:
+                table.add_row(f"valid {key}", f"{result.valid_metrics[key]:.4g}")
+    if result.skipped_utterances:
+        table.add_row("skipped utterances", str(result.skipped_utterances))
+    table.add_row("checkpoint", str(result.last_checkpoint))
+    if result.best_checkpoint:
+        table.add_row("best", str(result.best_checkpoint))
+    table.add_row("metrics", str(out / "metrics.jsonl"))
+    Console().print(table)
+    if result.stopped in ("SIGTERM", "SIGINT"):
+        console.print(f"[yellow]stopped by {result.stopped}[/]: checkpoint saved; continue with --resume auto")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretrain")(pretrain_cmd)

@@ -1,0 +1,159 @@
+"""Audio datasets that load whole batches (lhotse style: the sampler picks utterances, the dataset loads them).
+
+    >>> ds = AudioDataset.from_manifests(["train.tsv"], max_sample_size=250_000, pad=False, seed=1)
+    >>> sampler = BucketBatchSampler(ds.sizes, max_tokens=1_400_000, max_sample_size=250_000, groups=ds.groups)
+    >>> loader = make_loader(ds, sampler, num_workers=2)
+    >>> for batch in loader: ...                    # Batch(waveforms [B, T], lengths [B], ...)
+
+Random crops are a pure function of `(seed, epoch, batch position, slot)`, so they are the same whichever
+worker or rank loads the batch and after a resume. Errors raised while loading (an unreadable file) are
+carried out of DataLoader workers and re-raised in the main process with their message and hint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from w2v2cli.data.collate import Batch, collate
+from w2v2cli.data.sampler import BatchSpec
+from w2v2cli.errors import DataError, W2V2Error
+
+
+@dataclass
+class LoadFailure:
+    """A W2V2Error raised in a worker, shipped to the main process (see `raise_if_failed`)."""
+
+    cls: type
+    message: str
+    hint: str | None
+
+
+def raise_if_failed(item: Batch | LoadFailure) -> Batch:
+    if isinstance(item, LoadFailure):
+        raise item.cls(item.message, hint=item.hint)
+    return item
+
+
+class AudioDataset(Dataset):
+    """Indexed by `BatchSpec`; returns a collated `Batch` (see the module docstring).
+
+    paths, sizes: one entry per utterance (sizes = samples, as the manifest records them).
+    groups: index arrays, one per language / manifest group (for multilingual sampling).
+    targets: label ids per utterance (fine-tuning) or None.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike],
+        sizes: Sequence[int],
+        sample_rate: int = 16000,
+        normalize: bool = False,
+        max_sample_size: int = 250_000,
+        pad: bool = False,
+        seed: int = 1,
+        targets: Sequence[Sequence[int]] | None = None,
+        groups: Sequence[Sequence[int]] | None = None,
+        group_names: Sequence[str] | None = None,
+    ):
+        if len(paths) != len(sizes):
+            raise ValueError(f"{len(paths)} paths but {len(sizes)} sizes")
+        if targets is not None and len(targets) != len(paths):
+            raise ValueError(f"{len(targets)} targets for {len(paths)} utterances")
+        self.paths = [str(p) for p in paths]
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.sample_rate = sample_rate
+        self.normalize = normalize
+        self.max_sample_size = max_sample_size
+        self.pad = pad
+        self.seed = seed
+        self.targets = targets
+        self.groups = [np.asarray(g, dtype=np.int64) for g in groups] if groups else [np.arange(len(paths))]
+        self.group_names = list(group_names) if group_names else [f"group{i}" for i in range(len(self.groups))]
+
+    @classmethod
+    def from_manifests(
+        cls,
+        manifests: Sequence[str | os.PathLike],
+        langs: Sequence[str] | None = None,
+        targets: Sequence[Sequence[int]] | None = None,
+        check_files: bool = True,
+        **kwargs,
+    ) -> "AudioDataset":
+        """Concatenates manifests; manifests with the same `lang` form one sampling group."""
+        from w2v2cli.data.manifest import read_manifest
+
+        paths: list[str] = []
+        sizes: list[int] = []
+        by_lang: dict[str, list[int]] = {}
+        for i, manifest in enumerate(manifests):
+            manifest = Path(manifest)
+            if not manifest.is_file():
+                raise DataError(f"manifest not found: {manifest}",
+                                hint="create one with `w2v2 manifest AUDIO_DIR --dest DIR`")
+            m = read_manifest(manifest)
+            if not m.entries:
+                raise DataError(f"{manifest}: the manifest lists no audio files",
+                                hint="check the corpus directory and the extension given to `w2v2 manifest`")
+            lang = (langs[i] if langs and langs[i] else str(manifest))
+            start = len(paths)
+            for j, entry in enumerate(m.entries):
+                paths.append(str(m.abspath(j)))
+                sizes.append(int(entry.num_samples))
+            by_lang.setdefault(lang, []).extend(range(start, len(paths)))
+        if check_files:
+            missing = [p for p in paths if not os.path.isfile(p)]
+            if missing:
+                shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+                raise DataError(f"{len(missing)} audio file(s) listed in {', '.join(map(str, manifests))} "
+                                f"do not exist: {shown}",
+                                hint="the manifest's first line must be the corpus root; re-run `w2v2 manifest`")
+        return cls(paths, sizes, targets=targets, groups=list(by_lang.values()), group_names=list(by_lang),
+                   **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _crop(self, wav: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+        if len(wav) <= size:
+            return wav
+        start = int(rng.integers(0, len(wav) - size + 1))
+        return wav[start : start + size]
+
+    def load(self, spec: BatchSpec) -> Batch:
+        from w2v2cli.audio import load_audio
+
+        wavs = []
+        for slot, idx in enumerate(spec.indices):
+            wav = load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
+            rng = np.random.default_rng([self.seed, spec.epoch, spec.position, slot])
+            wavs.append(self._crop(wav, spec.crop_to or self.max_sample_size, rng))
+        if not self.pad:  # the manifest's counts may be off by a few samples: crop to the real shortest
+            shortest = min(len(w) for w in wavs)
+            wavs = [w[:shortest] for w in wavs]
+        targets = [self.targets[i] for i in spec.indices] if self.targets is not None else None
+        return collate(wavs, ids=list(spec.indices), targets=targets, pad=self.pad)
+
+    def __getitem__(self, spec: BatchSpec) -> Batch | LoadFailure:
+        try:
+            return self.load(spec)
+        except W2V2Error as err:  # keep the message and hint readable across the worker boundary
+            return LoadFailure(type(err), err.message, err.hint)
+
+
+def make_loader(dataset: AudioDataset, sampler, num_workers: int = 0, prefetch_factor: int = 2,
+                pin_memory: bool = False, worker_init_fn=None) -> DataLoader:
+    """A DataLoader over whole batches (batch_size=None): workers load batches ahead of the training step."""
+    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
+    return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, collate_fn=_identity, worker_init_fn=worker_init_fn, **extra)
+
+
+def _identity(item):
+    return item

@@ -1,0 +1,360 @@
+"""Typed training configuration and the published presets.
+
+    >>> cfg = training_preset("base")                                  # wav2vec 2.0 BASE pretraining (paper)
+    >>> cfg = load_train_config("tiny", overrides=["optim.lr=1e-3"])   # preset name or FILE.yaml, plus --set
+    >>> print(yaml.safe_dump(to_dict(cfg)))
+
+One `TrainConfig` describes a whole run, pretraining or fine-tuning (`task.name`): `model` (a `ModelConfig`),
+`task`, `data`, `optim`, `lr` (schedule), `checkpoint`, `distributed`, `logging`, plus `seed` and `device`.
+Unknown keys are a ConfigError naming the key and the closest valid one (`w2v2cli.config.from_dict`).
+
+Pretraining presets follow fairseq's published configs (../shared/REFERENCE.md): BASE on 64 GPUs, LARGE on
+128 GPUs. On fewer GPUs keep the effective batch by raising `optim.update_freq` (e.g. 8 GPUs -> 8 for BASE).
+Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource recipes (Table 2 + appendix).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from w2v2cli.config import from_dict, load_yaml, merge_overrides, to_dict
+from w2v2cli.errors import ConfigError
+from w2v2cli.model.config import ModelConfig, PRESETS as MODEL_PRESETS
+
+
+def _tristate(value: bool | str, key: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[text]
+    raise ConfigError(f"{key} must be auto, true or false, got {value!r}")
+
+
+@dataclass
+class SourceConfig:
+    """One training manifest; `lang` groups manifests for multilingual sampling (default: one group each)."""
+
+    path: str = ""
+    lang: str = ""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "pretrain"  # pretrain | ctc
+    # pretraining loss (fairseq `loss_weights`): diversity 0.1, feature penalty 10 (BASE) / 0 (LARGE)
+    diversity_weight: float = 0.1
+    feature_penalty_weight: float = 10.0
+    # CTC fine-tuning
+    labels: str = "ltr"  # label file beside the manifest: ltr | wrd
+    vocab: str = "letters"  # letters | spm
+    vocab_size: int = 0  # spm only
+    freeze_finetune_updates: int = 0  # only the output layer trains before this update
+    zero_infinity: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name not in ("pretrain", "ctc"):
+            raise ConfigError(f"task.name must be 'pretrain' or 'ctc', got {self.name!r}")
+        if self.labels not in ("ltr", "wrd"):
+            raise ConfigError(f"task.labels must be 'ltr' or 'wrd', got {self.labels!r}")
+        if self.vocab not in ("letters", "spm"):
+            raise ConfigError(f"task.vocab must be 'letters' or 'spm', got {self.vocab!r}")
+
+
+@dataclass
+class DataConfig:
+    train: list[SourceConfig] = field(default_factory=list)
+    valid: list[str] = field(default_factory=list)
+    sampling_alpha: float = 0.5  # multilingual: language l drawn with probability ~ (n_l / N) ** alpha
+    sample_rate: int = 16000
+    max_sample_size: int = 250_000  # longer utterances are randomly cropped to this many samples
+    min_sample_size: int = 32_000  # shorter utterances are dropped (counted and reported)
+    max_tokens: int = 1_400_000  # samples per batch (batch size x longest cropped utterance), per GPU
+    max_batch_size: int = 0  # utterances per batch; 0 = limited by max_tokens only
+    padding: str = "auto"  # auto (pad for layer_norm models, crop-to-shortest for group_norm) | pad | crop
+    normalize: bool | str = "auto"  # auto (model.normalize_audio) | true | false: zero mean unit variance per utterance
+    num_workers: int = 2
+    prefetch_factor: int = 2
+
+    def __post_init__(self) -> None:
+        if self.padding not in ("auto", "pad", "crop"):
+            raise ConfigError(f"data.padding must be auto, pad or crop, got {self.padding!r}")
+        self.normalize = _tristate(self.normalize, "data.normalize")
+        if self.min_sample_size > self.max_sample_size:
+            raise ConfigError(f"data.min_sample_size ({self.min_sample_size}) is larger than "
+                              f"data.max_sample_size ({self.max_sample_size})")
+        if self.max_tokens < self.max_sample_size:
+            raise ConfigError(f"data.max_tokens ({self.max_tokens}) must be >= data.max_sample_size "
+                              f"({self.max_sample_size}) so that every utterance fits a batch")
+        if self.sampling_alpha < 0:
+            raise ConfigError(f"data.sampling_alpha must be >= 0, got {self.sampling_alpha}")
+        if self.num_workers < 0:
+            raise ConfigError("data.num_workers must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    clip_norm: float = 0.0  # 0 = no clipping (the norm is still computed and logged)
+    update_freq: int = 1  # micro-batches accumulated per update (per GPU)
+    max_updates: int = 400_000
+    max_epochs: int = 0  # 0 = no limit
+    precision: str = "auto"  # auto (bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU) | fp32 | bf16 | fp16
+    max_nonfinite: int = 10  # stop after this many non-finite losses in a row
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"optim.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if self.update_freq < 1:
+            raise ConfigError(f"optim.update_freq must be >= 1, got {self.update_freq}")
+        if self.max_updates < 1:
+            raise ConfigError(f"optim.max_updates must be >= 1, got {self.max_updates}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be in [0, 1), got {self.betas}")
+        if self.max_nonfinite < 1:
+            raise ConfigError("optim.max_nonfinite must be >= 1")
+
+
+@dataclass
+class LRConfig:
+    scheduler: str = "polynomial"  # polynomial (warmup + decay) | tri_stage | constant
+    warmup_updates: int = 32_000  # polynomial: linear warmup from 0
+    end_lr: float = 0.0  # polynomial: lr reached at optim.max_updates
+    power: float = 1.0  # polynomial: 1 = linear decay
+    phase_ratio: tuple[float, float, float] = (0.1, 0.4, 0.5)  # tri_stage: warmup / hold / decay shares of max_updates
+    init_lr_scale: float = 0.01  # tri_stage: warmup starts at init_lr_scale * lr
+    final_lr_scale: float = 0.05  # tri_stage: decay ends at final_lr_scale * lr
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in ("polynomial", "tri_stage", "constant"):
+            raise ConfigError(f"lr.scheduler must be polynomial, tri_stage or constant, got {self.scheduler!r}")
+        if self.warmup_updates < 0:
+            raise ConfigError("lr.warmup_updates must be >= 0")
+        if abs(sum(self.phase_ratio) - 1.0) > 1e-6:
+            raise ConfigError(f"lr.phase_ratio must sum to 1, got {list(self.phase_ratio)}")
+
+
+@dataclass
+class CheckpointConfig:
+    save_interval_updates: int = 25_000  # also saved at the end and on SIGTERM/SIGINT
+    keep_last: int = 1  # checkpoints kept in DIR/checkpoints (older ones are deleted)
+    validate_interval_updates: int = 0  # 0 = validate only at save points (when --valid is given)
+    best_metric: str = "loss"  # validation metric that selects DIR/checkpoint_best (ctc: wer)
+    best_mode: str = "min"  # min | max
+    early_stop_patience: int = 0  # stop after this many validations without improvement; 0 = never
+
+    def __post_init__(self) -> None:
+        if self.save_interval_updates < 1:
+            raise ConfigError("checkpoint.save_interval_updates must be >= 1")
+        if self.keep_last < 1:
+            raise ConfigError("checkpoint.keep_last must be >= 1 (the newest checkpoint is what --resume uses)")
+        if self.best_mode not in ("min", "max"):
+            raise ConfigError(f"checkpoint.best_mode must be min or max, got {self.best_mode!r}")
+
+
+@dataclass
+class DistributedConfig:
+    backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+    fsdp: bool = False  # shard parameters/gradients/optimizer state (torch.distributed.fsdp) for large models
+    find_unused_parameters: bool | str = "auto"  # auto (when layerdrop > 0 or the task freezes parts) | true | false
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "nccl", "gloo"):
+            raise ConfigError(f"distributed.backend must be auto, nccl or gloo, got {self.backend!r}")
+        self.find_unused_parameters = _tristate(self.find_unused_parameters, "distributed.find_unused_parameters")
+
+
+@dataclass
+class LoggingConfig:
+    log_interval: int = 200  # updates between log lines / metrics.jsonl records
+    progress: str = "auto"  # auto (rich bar on a terminal, plain lines otherwise) | rich | plain | none
+    tensorboard: bool = True  # also write TensorBoard events to DIR/tensorboard when tensorboard is installed
+    health: bool = True  # warn on chance-level loss, codebook collapse, exploding gradients, NaN/inf
+    grad_norm_warn: float = 100.0  # warn when the gradient norm exceeds this and 10x its running median
+
+    def __post_init__(self) -> None:
+        if self.log_interval < 1:
+            raise ConfigError("logging.log_interval must be >= 1")
+        if self.progress not in ("auto", "rich", "plain", "none"):
+            raise ConfigError(f"logging.progress must be auto, rich, plain or none, got {self.progress!r}")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    lr: LRConfig = field(default_factory=LRConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    seed: int = 1
+    device: str = "auto"  # auto (cuda:LOCAL_RANK when available) | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.task.name == "pretrain" and self.model.vocab_size:
+            raise ConfigError("model.vocab_size must be 0 for pretraining (task.name: pretrain)")
+
+
+def _tiny() -> dict[str, Any]:
+    """Runs in seconds per 100 updates on 2 CPU cores; used by tests and the demo."""
+    return {
+        "model": dict(MODEL_PRESETS["tiny"], dropout=0.0, attention_dropout=0.0, dropout_input=0.0,
+                      dropout_features=0.0, mask_prob=0.5, mask_length=5, latent_temp=[2.0, 0.5, 0.995]),
+        "task": {"feature_penalty_weight": 10.0},
+        "data": {"max_sample_size": 48_000, "min_sample_size": 8_000, "max_tokens": 96_000, "num_workers": 1},
+        "optim": {"lr": 5e-4, "max_updates": 600, "clip_norm": 10.0, "precision": "fp32"},
+        "lr": {"warmup_updates": 30},
+        "checkpoint": {"save_interval_updates": 100, "keep_last": 2},
+        "logging": {"log_interval": 10},
+    }
+
+
+def _base() -> dict[str, Any]:
+    # fairseq wav2vec2_base_librispeech.yaml: 64 GPUs x 1.4M samples, lr 5e-4, 400k updates, 32k warmup.
+    return {
+        "model": dict(MODEL_PRESETS["base"]),
+        "task": {"diversity_weight": 0.1, "feature_penalty_weight": 10.0},
+        "data": {"max_sample_size": 250_000, "min_sample_size": 32_000, "max_tokens": 1_400_000, "num_workers": 6},
+        "optim": {"lr": 5e-4, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01, "max_updates": 400_000},
+        "lr": {"scheduler": "polynomial", "warmup_updates": 32_000, "end_lr": 0.0, "power": 1.0},
+        "checkpoint": {"save_interval_updates": 25_000, "keep_last": 1},
+        "logging": {"log_interval": 200},
+    }
+
+
+def _large() -> dict[str, Any]:
+    # Paper LARGE on LS-960: 128 GPUs x 1.2M samples, crop 320k, lr 3e-4, 250k updates, no feature penalty.
+    cfg = _base()
+    cfg["model"] = dict(MODEL_PRESETS["large"])
+    cfg["task"]["feature_penalty_weight"] = 0.0
+    cfg["data"].update(max_sample_size=320_000, max_tokens=1_200_000)
+    cfg["optim"].update(lr=3e-4, max_updates=250_000)
+    return cfg
+
+
+def _xlsr() -> dict[str, Any]:
+    # XLSR-53 (Conneau et al. 2020): LARGE layer-norm model, normalised audio, languages sampled with alpha 0.5,
+    # lr 1e-3, 250k updates.
+    cfg = _large()
+    cfg["model"] = dict(MODEL_PRESETS["xlsr"])
+    cfg["data"].update(sampling_alpha=0.5)
+    cfg["optim"].update(lr=1e-3, max_updates=250_000)
+    return cfg
+
+
+def _finetune(lr: float, updates: int, mask_channel_prob: float, layerdrop: float, freeze: int,
+              mask_prob: float = 0.65) -> dict[str, Any]:
+    # Paper fine-tuning (BASE): Adam eps 1e-8, tri-stage lr, encoder frozen, channel masks of 64, CTC.
+    return {
+        "model": dict(MODEL_PRESETS["base"], feature_grad_mult=0.0, mask_prob=mask_prob,
+                      mask_channel_prob=mask_channel_prob, mask_channel_length=64, layerdrop=layerdrop,
+                      dropout=0.0, attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0,
+                      dropout_features=0.0, final_dropout=0.0),
+        "task": {"name": "ctc", "freeze_finetune_updates": freeze, "zero_infinity": True},
+        "data": {"max_sample_size": 3_200_000, "min_sample_size": 0, "max_tokens": 3_200_000, "num_workers": 6},
+        "optim": {"lr": lr, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0, "max_updates": updates},
+        "lr": {"scheduler": "tri_stage", "phase_ratio": [0.1, 0.4, 0.5], "init_lr_scale": 0.01,
+               "final_lr_scale": 0.05, "warmup_updates": 0},
+        "checkpoint": {"save_interval_updates": 1000, "validate_interval_updates": 1000, "best_metric": "wer",
+                       "best_mode": "min", "keep_last": 1},
+        "logging": {"log_interval": 200},
+    }
+
+
+def _tiny_ctc() -> dict[str, Any]:
+    cfg = _tiny()
+    cfg["model"].update(feature_grad_mult=0.0, mask_prob=0.3, mask_length=5, mask_channel_prob=0.1,
+                        mask_channel_length=8)
+    cfg["task"] = {"name": "ctc", "freeze_finetune_updates": 50}
+    cfg["data"].update(max_sample_size=160_000, min_sample_size=0, max_tokens=240_000)
+    cfg["optim"].update(lr=5e-4, eps=1e-8, weight_decay=0.0, max_updates=400)
+    cfg["lr"] = {"scheduler": "tri_stage", "phase_ratio": [0.1, 0.4, 0.5], "warmup_updates": 0}
+    cfg["checkpoint"].update(validate_interval_updates=100, best_metric="wer")
+    return cfg
+
+
+# name -> builder of a plain dict (so presets are data, shown by `w2v2 config show NAME`)
+TRAIN_PRESETS: dict[str, Any] = {
+    "tiny": _tiny,
+    "base": _base,
+    "large": _large,
+    "xlsr": _xlsr,
+    "tiny_ctc": _tiny_ctc,
+    "base_10m": lambda: _finetune(5e-5, 13_000, 0.25, 0.1, 10_000),
+    "base_1h": lambda: _finetune(5e-5, 13_000, 0.25, 0.1, 10_000),
+    "base_10h": lambda: _finetune(5e-5, 20_000, 0.5, 0.05, 10_000),
+    "base_100h": lambda: _finetune(3e-5, 80_000, 0.5, 0.1, 0),
+    "base_960h": lambda: _finetune(1e-4, 320_000, 0.1, 0.1, 0, mask_prob=0.5),
+}
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The preset as a plain nested dict (before type checking)."""
+    if name not in TRAIN_PRESETS:
+        from w2v2cli.config import _closest
+
+        guess = _closest(name, list(TRAIN_PRESETS))
+        hint = (f"did you mean '{guess}'? " if guess else "") + f"presets: {', '.join(TRAIN_PRESETS)}; or a FILE.yaml"
+        raise ConfigError(f"unknown training config '{name}'", hint=hint)
+    return copy.deepcopy(TRAIN_PRESETS[name]())
+
+
+def training_preset(name: str, overrides: list[str] | None = None, **changes: Any) -> TrainConfig:
+    """Returns the named preset; `changes` are dotted keys (`**{"optim.lr": 1e-3}`), `overrides` 'k=v' strings."""
+    data = preset_dict(name)
+    for key, value in changes.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    data = merge_overrides(data, overrides or [])
+    return from_dict(TrainConfig, data, source=f"preset '{name}'")
+
+
+def load_train_config(spec: str, overrides: list[str] | None = None) -> TrainConfig:
+    """`spec` is a preset name or a YAML file; a file may start from a preset with `preset: NAME`."""
+    path = Path(spec)
+    if spec.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {spec}", hint=f"presets: {', '.join(TRAIN_PRESETS)}")
+        data = load_yaml(path)
+        base = data.pop("preset", None)
+        if base is not None:
+            data = _deep_merge(preset_dict(str(base)), data)
+        source = str(path)
+    else:
+        data = preset_dict(spec)
+        source = f"preset '{spec}'"
+    cfg = from_dict(TrainConfig, data, source=source)
+    if overrides:
+        cfg = from_dict(TrainConfig, merge_overrides(to_dict(cfg), overrides), source="--set")
+    return cfg
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def chance_loss(cfg: TrainConfig) -> float:
+    """Contrastive loss of a model that cannot tell the target from K distractors: ln(K + 1) nats."""
+    return math.log(cfg.model.num_negatives + 1)

@@ -1,0 +1,208 @@
+"""What the user sees during training: a rich progress display, DIR/metrics.jsonl, TensorBoard, health warnings.
+
+    >>> log = RunLogger(out_dir, cfg.logging, max_updates=cfg.optim.max_updates, enabled=rank == 0)
+    >>> log.train(update, {"loss": 3.1, "accuracy": 0.4, "lr": 5e-4, "audio_s_per_s": 812.0})
+    >>> log.warn("loss is still at chance level ...")
+    >>> log.close()
+
+`metrics.jsonl` has one JSON object per log step: `{"split": "train"|"valid", "update": N, ...metrics}`; warnings
+are records with `"event": "warning"`. On resume the records after the checkpoint's update are dropped, so the
+file always describes the run that the checkpoints continue. Only rank 0 creates a logger that writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from w2v2cli.config import atomic_write_text
+from w2v2cli.train.config import LoggingConfig
+
+METRICS_FILE = "metrics.jsonl"
+
+# shown on the progress line, in this order, when present
+_SHOW = [("loss", "loss", "{:.3f}"), ("accuracy", "acc", "{:.3f}"), ("code_perplexity", "code_ppl", "{:.1f}"),
+         ("prob_perplexity", "prob_ppl", "{:.1f}"), ("temperature", "temp", "{:.3f}"), ("wer", "wer", "{:.2%}"),
+         ("lr", "lr", "{:.2e}"), ("grad_norm", "gnorm", "{:.2f}"), ("audio_s_per_s", "audio s/s", "{:.0f}")]
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, label, fmt in _SHOW:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{label} {fmt.format(value)}")
+    return " | ".join(parts)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Records of DIR/metrics.jsonl (a truncated last line, from a crash, is ignored)."""
+    path = Path(run_dir) / METRICS_FILE
+    records = []
+    if not path.exists():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_metrics(run_dir: str | os.PathLike, update: int) -> None:
+    """Drops records written after `update` (they belong to a run that was killed before its next checkpoint)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return
+    keep = [r for r in read_metrics(run_dir) if int(r.get("update", 0)) <= update]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+class RunLogger:
+    def __init__(self, out_dir: str | os.PathLike, cfg: LoggingConfig, max_updates: int, enabled: bool = True,
+                 console: Console | None = None, start_update: int = 0):
+        self.out_dir = Path(out_dir)
+        self.cfg = cfg
+        self.enabled = enabled
+        self.max_updates = max_updates
+        self.console = console or Console(stderr=True)
+        self._file = None
+        self._tb = None
+        self._progress = None
+        self._task = None
+        self._t0 = time.monotonic()
+        self._start_update = start_update
+        if not enabled:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.out_dir / METRICS_FILE, "a", encoding="utf-8")
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+        mode = cfg.progress
+        if mode == "auto":
+            mode = "rich" if self.console.is_terminal else "plain"
+        self.mode = mode
+        if mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("[bold]update"), MofNCompleteColumn(), BarColumn(),
+                                      TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+                                      console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=max_updates, completed=start_update, metrics="")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in record.items()}
+        self._file.write(json.dumps(clean) + "\n")
+        self._file.flush()
+
+    def eta(self, update: int) -> float | None:
+        done = update - self._start_update
+        if done <= 0:
+            return None
+        return (time.monotonic() - self._t0) / done * (self.max_updates - update)
+
+    def train(self, update: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        record = {"split": "train", "update": update, **metrics}
+        self._write(record)
+        if self._tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"train/{key}", value, update)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=update, metrics=format_metrics(metrics))
+        elif self.mode == "plain":
+            eta = self.eta(update)
+            eta_text = f" | eta {eta / 60:.1f} min" if eta is not None else ""
+            self.console.print(f"update {update}/{self.max_updates} | {format_metrics(metrics)}{eta_text}",
+                               highlight=False, markup=False)
+
+    def advance(self, update: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=update)
+
+    def valid(self, update: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self._write({"split": "valid", "update": update, **metrics})
+        if self._tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"valid/{key}", value, update)
+        if self.mode != "none":
+            self.console.print(f"[cyan]valid[/] update {update} | {format_metrics(metrics)}", highlight=False)
+
+    def warn(self, update: int, text: str) -> None:
+        if not self.enabled:
+            return
+        self._write({"event": "warning", "update": update, "message": text})
+        self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
+
+    def info(self, text: str) -> None:
+        if self.enabled and self.mode != "none":
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class HealthMonitor:
+    """Generic checks (exploding gradients, NaN/inf); task checks come from `task.health(metrics, update)`.
+
+    A warning is repeated at most every `repeat` log steps, so a persistent problem stays visible without
+    flooding the log.
+    """
+
+    def __init__(self, grad_norm_warn: float = 100.0, repeat: int = 20):
+        self.grad_norm_warn = grad_norm_warn
+        self.repeat = repeat
+        self._norms: deque[float] = deque(maxlen=50)
+        self._last: dict[str, int] = {}
+        self._steps = 0
+
+    def check(self, metrics: dict[str, Any], task_warnings: list[tuple[str, str]]) -> list[str]:
+        self._steps += 1
+        found: list[tuple[str, str]] = list(task_warnings)
+        norm = metrics.get("grad_norm")
+        if isinstance(norm, float) and math.isfinite(norm):
+            if len(self._norms) >= 5:
+                median = statistics.median(self._norms)
+                if norm > self.grad_norm_warn and norm > 10 * median:
+                    found.append(("grad", f"exploding gradient norm: {norm:.3g} (recent median {median:.3g}); "
+                                          "lower optim.lr, set optim.clip_norm, or use bf16 instead of fp16"))
+            self._norms.append(norm)
+        if metrics.get("nonfinite", 0):
+            found.append(("nonfinite", f"{metrics['nonfinite']} update(s) skipped for a NaN/inf loss since the last "
+                                       "log line (fp16 overflow? bad audio?)"))
+        out = []
+        for key, text in found:
+            last = self._last.get(key)
+            if key == "nonfinite" or last is None or self._steps - last >= self.repeat:
+                self._last[key] = self._steps
+                out.append(text)
+        return out

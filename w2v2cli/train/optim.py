@@ -1,0 +1,59 @@
+"""Optimizer and learning-rate schedules.
+
+    >>> opt = build_optimizer(model, cfg.optim)                       # AdamW (decoupled weight decay)
+    >>> lr = lr_at(update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates)
+    >>> set_lr(opt, lr)
+
+Schedules are pure functions of the update number, so resuming needs no scheduler state beyond the update
+count (and cannot drift from the uninterrupted run).
+- polynomial (pretraining, fairseq `polynomial_decay`): linear warmup from 0 over `warmup_updates`, then
+  `(lr - end_lr) * (1 - progress) ** power + end_lr` down to `end_lr` at `max_updates`.
+- tri_stage (fine-tuning): warmup from `init_lr_scale * lr`, hold, exponential decay to `final_lr_scale * lr`,
+  with the three phases taking `phase_ratio` of `max_updates`.
+- constant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from w2v2cli.train.config import LRConfig, OptimConfig
+
+
+def lr_at(update: int, peak: float, cfg: LRConfig, max_updates: int) -> float:
+    """Learning rate for the update numbered `update` (0-based: the first step uses lr_at(0, ...))."""
+    if cfg.scheduler == "constant":
+        return peak
+    if cfg.scheduler == "polynomial":
+        warmup = cfg.warmup_updates
+        if warmup > 0 and update < warmup:
+            return peak * (update + 1) / warmup
+        if update >= max_updates:
+            return cfg.end_lr
+        remaining = 1.0 - (update - warmup) / max(1, max_updates - warmup)
+        return (peak - cfg.end_lr) * remaining ** cfg.power + cfg.end_lr
+    # tri_stage
+    warmup = int(cfg.phase_ratio[0] * max_updates)
+    hold = int(cfg.phase_ratio[1] * max_updates)
+    decay = max(1, max_updates - warmup - hold)
+    init, final = cfg.init_lr_scale * peak, cfg.final_lr_scale * peak
+    if update < warmup:
+        return init + (peak - init) * update / warmup
+    if update < warmup + hold:
+        return peak
+    progress = min(1.0, (update - warmup - hold) / decay)
+    return peak * math.exp(math.log(cfg.final_lr_scale) * progress) if final > 0 else peak * (1 - progress)
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW over every trainable parameter, as fairseq's `adam` (its weight decay is decoupled, on all weights)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

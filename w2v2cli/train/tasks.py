@@ -1,0 +1,129 @@
+"""Tasks: what differs between pretraining and fine-tuning. The `Trainer` loop is shared and never forked.
+
+    >>> task = PretrainTask(cfg)                      # contrastive + diversity + feature penalty
+    >>> result = train(cfg, task, out_dir="exp/pt")   # w2v2cli.train.trainer.train
+
+A task builds the model, turns a `Batch` into `(loss_sum, sample_size, metrics)` where `loss_sum / sample_size`
+is the per-item loss (so the trainer can normalise by the sample size summed over micro-batches and ranks),
+scores validation batches as additive sums, and names its own health problems. A fine-tuning `CTCTask` fits
+the same protocol: `kind = "ctc"`, `vocab` set, `targets()` returning label ids per utterance, `begin_update()`
+freezing the transformer for `freeze_finetune_updates`, and `valid_metrics()` turning error counts into WER.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import torch
+from torch import nn
+
+from w2v2cli.data.collate import Batch
+from w2v2cli.train.config import TrainConfig
+
+
+@runtime_checkable
+class Task(Protocol):
+    kind: str  # checkpoint kind written with the weights: "pretrain" | "ctc"
+    vocab: Any  # w2v2cli.vocab.Vocabulary for CTC, None for pretraining
+    sum_metrics: tuple[str, ...]  # metrics summed over micro-batches/ranks; the others are sample-size weighted
+
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        """A fresh model (random or from an --init checkpoint); the trainer restores weights on resume."""
+
+    def targets(self, manifest: Path, num_utterances: int) -> Sequence[Sequence[int]] | None:
+        """Label ids per utterance of `manifest` (None for unlabelled pretraining)."""
+
+    def begin_update(self, model: nn.Module, update: int) -> None:
+        """Called before each update with the unwrapped model (e.g. freeze/unfreeze parts)."""
+
+    def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
+        """(loss_sum, sample_size, metrics) for one micro-batch; `model` may be DDP-wrapped."""
+
+    def valid_step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        """Additive sums for one validation batch (e.g. loss_sum, sample_size, errors, words)."""
+
+    def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        """Final validation metrics from the sums over all batches and ranks."""
+
+    def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        """(key, warning) pairs for task-specific problems seen in the logged training metrics."""
+
+    def find_unused_parameters(self) -> bool:
+        """True when some parameters may get no gradient in an update (DDP must then look for them)."""
+
+
+class PretrainTask:
+    """wav2vec 2.0 self-supervised objective (w2v2cli.model.losses.pretraining_loss)."""
+
+    kind = "pretrain"
+    vocab = None
+    sum_metrics = ("num_masked",)
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.chance = math.log(cfg.model.num_negatives + 1)
+
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        from w2v2cli.model import build_model
+
+        return build_model(cfg.model, "pretrain")
+
+    def targets(self, manifest: Path, num_utterances: int) -> None:
+        return None
+
+    def begin_update(self, model: nn.Module, update: int) -> None:
+        return None
+
+    def temperature(self, update: int) -> float:
+        from w2v2cli.model import gumbel_temperature
+
+        return gumbel_temperature(self.cfg.model.latent_temp, update)
+
+    def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
+        from w2v2cli.model.losses import pretraining_loss
+
+        out = model(batch.waveforms, batch.lengths, temperature=self.temperature(update))
+        return pretraining_loss(out, self.cfg.task.diversity_weight, self.cfg.task.feature_penalty_weight)
+
+    def valid_step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        loss, sample_size, m = self.compute_loss(model, batch, update=10**9)  # final temperature
+        w = float(sample_size)
+        return {"loss_sum": float(loss), "sample_size": w, "contrastive_sum": m["contrastive"] * w,
+                "correct": m["accuracy"] * w, "code_perplexity_sum": m["code_perplexity"] * w}
+
+    def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        n = max(sums.get("sample_size", 0.0), 1.0)
+        return {"loss": sums["loss_sum"] / n, "contrastive": sums["contrastive_sum"] / n,
+                "accuracy": sums["correct"] / n, "code_perplexity": sums["code_perplexity_sum"] / n,
+                "num_masked": sums["sample_size"]}
+
+    def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        out = []
+        warm = max(self.cfg.lr.warmup_updates, 1)
+        contrastive = metrics.get("contrastive")
+        if contrastive is not None and update > 2 * warm and contrastive > 0.95 * self.chance:
+            out.append(("chance", f"contrastive loss {contrastive:.3f} is still at chance level "
+                                  f"ln({self.cfg.model.num_negatives}+1) = {self.chance:.3f} after warm-up: the model "
+                                  "cannot tell targets from distractors (lr too high/low? too little audio per batch?)"))
+        code_ppl = metrics.get("code_perplexity")
+        groups = self.cfg.model.latent_groups
+        if code_ppl is not None and update > warm and code_ppl / groups < 2.0:
+            out.append(("collapse", f"codebook collapse: code perplexity {code_ppl:.2f} over {groups} codebooks "
+                                    f"(~{code_ppl / groups:.2f} entries used per codebook of "
+                                    f"{self.cfg.model.latent_vars}); raise task.diversity_weight or lower optim.lr"))
+        return out
+
+    def find_unused_parameters(self) -> bool:
+        return self.cfg.model.layerdrop > 0
+
+
+def build_task(cfg: TrainConfig, **kwargs) -> Task:
+    """The task named by `cfg.task.name` (fine-tuning tasks are registered by their module)."""
+    if cfg.task.name == "pretrain":
+        return PretrainTask(cfg)
+    from w2v2cli.errors import ConfigError
+
+    raise ConfigError(f"task '{cfg.task.name}' is not available to this command",
+                      hint="use `w2v2 finetune` for task.name: ctc")
