@@ -18,7 +18,7 @@ TINY = dict(
 )
 
 
-def tiny_cfg(family: str, **changes):
+def make_tiny_cfg(family: str, **changes):
     """family "base": group-norm conv + post-LN; "xlsr": layer-norm conv with bias + pre-LN."""
     fam = dict(extractor_mode="group_norm", conv_bias=False, layer_norm_first=False)
     if family == "xlsr":
@@ -34,3 +34,9 @@ def audio_batch():
     lengths = torch.tensor([6000, 4170])
     w[1, 4170:] = 0.0
     return w, lengths
+
+
+@pytest.fixture
+def tiny_cfg():
+    """`tiny_cfg(family, **changes)` -> a tiny ModelConfig of the family ("base" or "xlsr")."""
+    return make_tiny_cfg

@@ -10,7 +10,6 @@ import safetensors.torch
 import torch
 import transformers
 
-from tests.model.conftest import tiny_cfg
 from w2v2cli.checkpoint.hf import config_from_hf, config_to_hf, hf_kind, state_dict_from_hf, state_dict_to_hf
 from w2v2cli.model import build_model
 
@@ -104,7 +103,7 @@ def test_group_norm_family_with_attention_mask_matches(tmp_path, audio_batch):
 
 
 @pytest.mark.parametrize("family", ["base", "xlsr"])
-def test_exported_weights_reproduce_our_logits_in_transformers(family, tmp_path, audio_batch):
+def test_exported_weights_reproduce_our_logits_in_transformers(family, tmp_path, audio_batch, tiny_cfg):
     torch.manual_seed(2)
     cfg = tiny_cfg(family, vocab_size=9)
     ours = build_model(cfg, "ctc").eval()
@@ -127,7 +126,7 @@ def test_exported_weights_reproduce_our_logits_in_transformers(family, tmp_path,
         assert (again(w[:1]).logits - ours(w[:1])[0]).abs().max() <= TOL
 
 
-def test_legacy_weight_norm_names_import(tmp_path):
+def test_legacy_weight_norm_names_import(tmp_path, tiny_cfg):
     """Checkpoints written by older transformers carry pos-conv `weight_g` / `weight_v`; both spellings map."""
     torch.manual_seed(3)
     cfg = tiny_cfg("base")
@@ -156,7 +155,7 @@ def test_pretraining_checkpoint_imports_as_each_kind(tmp_path):
     assert set(back) == set(sd)
 
 
-def test_unknown_keys_and_unsupported_configs_are_refused():
+def test_unknown_keys_and_unsupported_configs_are_refused(tiny_cfg):
     from w2v2cli.errors import CheckpointError
 
     cfg = tiny_cfg("base")
@@ -176,7 +175,7 @@ def test_unknown_keys_and_unsupported_configs_are_refused():
         state_dict_from_hf(state_dict_to_hf(build_model(cfg, "encoder").state_dict(), cfg), bad)
 
 
-def test_config_round_trip_keeps_the_architecture():
+def test_config_round_trip_keeps_the_architecture(tiny_cfg):
     for family in ("base", "xlsr"):
         cfg = tiny_cfg(family, vocab_size=9)
         back = config_from_hf(config_to_hf(cfg, None, "Wav2Vec2ForCTC"))
