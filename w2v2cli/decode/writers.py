@@ -1,0 +1,86 @@
+"""Decoding outputs, in manifest order: `hyp.wrd`, `hyp.trn`, `ref.trn` and `hyp.jsonl`.
+
+    >>> ids = utterance_ids(manifest_relpaths)                 # "1089/134686/1089-134686-0000.flac" -> "1089-134686-0000"
+    >>> write_outputs("exp/decode", ids, hyps, refs)           # refs: list[str] or None
+
+`hyp.wrd` is one transcript per line; `hyp.trn` / `ref.trn` are sclite `trn` lines `words (utt-id)`, so
+`w2v2 score ref.trn hyp.trn` and `sclite -r ref.trn trn -h hyp.trn trn -i rm` read them; `hyp.jsonl` holds
+one JSON object per utterance: `{"id", "text", "words": [{"word", "start", "end", "confidence"}], ...}`.
+Every file is written to a temporary name and renamed, so a crash never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from w2v2cli.config import atomic_write_text
+from w2v2cli.decode.ctc import Hypothesis
+
+_BAD_ID_CHARS = re.compile(r"[\s()]+")
+
+
+def utterance_ids(paths: Sequence[str]) -> list[str]:
+    """Utterance ids for manifest paths: the file stem (LibriSpeech ids), or, when stems repeat, the relative
+    path without its extension with '/' -> '_'. Whitespace and parentheses (trn syntax) become '_'."""
+    stems = [PurePosixPath(p).stem for p in paths]
+    if len(set(stems)) != len(stems):
+        stems = [str(PurePosixPath(p).with_suffix("")).replace("/", "_") for p in paths]
+    ids = [_BAD_ID_CHARS.sub("_", s) or f"utt{k:06d}" for k, s in enumerate(stems)]
+    if len(set(ids)) != len(ids):  # still clashing after cleaning: make them unique by position
+        ids = [f"{s}_{k:06d}" for k, s in enumerate(ids)]
+    return ids
+
+
+def trn_line(text: str, utt_id: str) -> str:
+    return f"{' '.join(text.split())} ({utt_id})\n"
+
+
+def hypothesis_record(utt_id: str, hyp: Hypothesis, ref: str | None = None, extra: dict | None = None) -> dict:
+    """The `hyp.jsonl` object of one utterance."""
+    words = []
+    for k, w in enumerate(hyp.words):
+        item = {"word": w}
+        if k < len(hyp.word_times):
+            item["start"] = round(hyp.word_times[k][0], 3)
+            item["end"] = round(hyp.word_times[k][1], 3)
+        if k < len(hyp.word_conf):
+            item["confidence"] = round(float(hyp.word_conf[k]), 4)
+        words.append(item)
+    record = {"id": utt_id, "text": hyp.text, "words": words}
+    if hyp.score is not None:
+        record["score"] = float(hyp.score)
+    if ref is not None:
+        record["ref"] = ref
+    if extra:
+        record.update(extra)
+    return record
+
+
+def write_outputs(out_dir: str | Path, ids: Sequence[str], hyps: Sequence[Hypothesis],
+                  refs: Sequence[str] | None = None, extras: Sequence[dict] | None = None) -> dict[str, Path]:
+    """Writes `hyp.wrd`, `hyp.trn`, `hyp.jsonl` and (with `refs`) `ref.trn`; returns name -> path."""
+    if len(ids) != len(hyps) or (refs is not None and len(refs) != len(hyps)):
+        raise ValueError(f"{len(ids)} ids, {len(hyps)} hypotheses and "
+                         f"{'no' if refs is None else len(refs)} references do not line up")
+    if len(set(ids)) != len(ids):
+        raise ValueError("utterance ids must be unique")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "hyp.wrd": "".join(" ".join(h.text.split()) + "\n" for h in hyps),
+        "hyp.trn": "".join(trn_line(h.text, i) for i, h in zip(ids, hyps)),
+        "hyp.jsonl": "".join(
+            json.dumps(hypothesis_record(i, h, None if refs is None else refs[k],
+                                         None if extras is None else extras[k]), ensure_ascii=False) + "\n"
+            for k, (i, h) in enumerate(zip(ids, hyps))),
+    }
+    if refs is not None:
+        files["ref.trn"] = "".join(trn_line(r, i) for i, r in zip(ids, refs))
+    paths = {}
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
+        paths[name] = out / name
+    return paths
