@@ -191,3 +191,13 @@ def hf_ctc_logits(hf_ctc, wave, lengths):
     mask = (torch.arange(wave.shape[1])[None] < lengths[:, None]).long()
     with torch.no_grad():
         return hf_ctc(wave, attention_mask=mask).logits
+
+
+def run_cli(*args) -> tuple[int, str]:
+    """Runs `python -m w2v2cli ARGS` (the real entry point with its error formatting); (exit code, stderr with
+    whitespace collapsed, since rich wraps long messages)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "w2v2cli", *map(str, args)], capture_output=True, text=True)
+    return proc.returncode, " ".join(proc.stderr.split())

@@ -14,7 +14,7 @@ import transformers
 from typer.testing import CliRunner
 
 from ckpt_helpers import (
-    LETTERS, fairseq_checkpoint, hf_ctc_logits, hf_hidden, hf_model, padded_batch, write_dict,
+    LETTERS, fairseq_checkpoint, hf_ctc_logits, hf_hidden, hf_model, padded_batch, run_cli, write_dict,
 )
 from w2v2cli.checkpoint import load_checkpoint, load_model_any
 from w2v2cli.checkpoint.fairseq import parse_conv_layers, read_fairseq
@@ -198,16 +198,11 @@ def test_ctc_dictionary_problems(tmp_path):
 
 
 def test_cli_errors_exit_nonzero_and_write_nothing(tmp_path):
-    import subprocess
-    import sys
-
     hf = hf_model(transformers.Wav2Vec2ForCTC, "base", seed=10, vocab_size=32)
     path = tmp_path / "ft.pt"
     torch.save(fairseq_checkpoint(hf, "base", "old", False, finetune=FINETUNE), path)
-    proc = subprocess.run([sys.executable, "-m", "w2v2cli", "import", "fairseq", str(path), str(tmp_path / "out")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert "needs its letter dictionary" in proc.stderr and "--dict" in proc.stderr
+    code, err = run_cli("import", "fairseq", path, tmp_path / "out")
+    assert code == 1 and "needs its letter dictionary" in err and "hint: pass it with --dict" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -4,15 +4,12 @@ transformers' own from_pretrained (model, tokenizer, feature extractor)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
 import pytest
 import torch
 import transformers
 from typer.testing import CliRunner
 
-from ckpt_helpers import LETTERS, fairseq_checkpoint, hf_ctc_logits, hf_hidden, hf_model, padded_batch, write_dict
+from ckpt_helpers import LETTERS, fairseq_checkpoint, hf_ctc_logits, hf_hidden, hf_model, padded_batch, run_cli, write_dict
 from w2v2cli.checkpoint import load_checkpoint, save_checkpoint
 from w2v2cli.cli.app import app
 from w2v2cli.errors import CheckpointError
@@ -81,9 +78,8 @@ def test_import_hf_errors(tmp_path):
     hf = hf_model(transformers.Wav2Vec2ForCTC, "base", seed=15, vocab_size=32)
     src = tmp_path / "hf"
     hf.save_pretrained(src)
-    proc = subprocess.run([sys.executable, "-m", "w2v2cli", "import", "hf", str(src), str(tmp_path / "ck")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 1 and "no vocab.json" in proc.stderr and not (tmp_path / "ck").exists()
+    code, err = run_cli("import", "hf", src, tmp_path / "ck")
+    assert code == 1 and "no vocab.json" in err and not (tmp_path / "ck").exists()
     (src / "vocab.json").write_text(json.dumps({"<pad>": 0, "a": 1}))
     result = CliRunner().invoke(app, ["import", "hf", str(src), str(tmp_path / "ck")])
     assert result.exit_code != 0 and "has 2 tokens but the model has 32 outputs" in str(result.exception)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
+from ckpt_helpers import run_cli
 from w2v2cli.checkpoint.safe_pickle import load_pickled
 from w2v2cli.errors import CheckpointError
 
@@ -67,13 +65,8 @@ def test_payload_via_cli_exits_nonzero_with_message(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save(_fairseq_like(evil=_Payload(marker)), path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "w2v2cli", "import", "fairseq", str(path), str(tmp_path / "out")],
-        capture_output=True, text=True,
-    )
-    assert proc.returncode != 0
-    assert "refusing to load" in proc.stderr and "posix.system" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    code, err = run_cli("import", "fairseq", path, tmp_path / "out")
+    assert code == 1 and "refusing to load" in err and "posix.system" in err and "Traceback" not in err
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 

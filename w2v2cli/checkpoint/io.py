@@ -423,6 +423,10 @@ def part_of(name: str) -> str:
     return parts[0]
 
 
+PART_ORDER = ["feature_extractor", "feature_projection", "mask_embedding", "encoder.pos_conv", "encoder.norm",
+              "encoder.layers", "quantizer", "project_q", "final_proj", "lm_head"]
+
+
 def parameter_counts(model: nn.Module | dict[str, torch.Tensor]) -> dict[str, int]:
     """Number of parameters per part, in model order (feature_extractor, feature_projection, ...)."""
     items = model.items() if isinstance(model, dict) else _unwrap(model).named_parameters()
@@ -430,4 +434,5 @@ def parameter_counts(model: nn.Module | dict[str, torch.Tensor]) -> dict[str, in
     for name, tensor in items:
         part = part_of(name)
         counts[part] = counts.get(part, 0) + tensor.numel()
-    return counts
+    rank = {part: i for i, part in enumerate(PART_ORDER)}
+    return dict(sorted(counts.items(), key=lambda kv: rank.get(kv[0], len(rank))))
