@@ -431,23 +431,28 @@ def _progress(enabled: bool):
 
 
 def _map_parallel(fn: Callable, args: Sequence, jobs: int, label: str, progress: bool, processes: bool) -> list:
-    out = []
-    with _progress(progress) as bar:
-        task = bar.add_task(label, total=len(args))
-        if jobs <= 1 or len(args) < 64:
+    """`[fn(a) for a in args]` in `jobs` workers (processes for header reads, threads for conversion)."""
+    out: list = []
+    if jobs <= 1 or len(args) < (1000 if processes else 4):
+        with _progress(progress) as bar:  # too few items to pay for starting workers
+            task = bar.add_task(label, total=len(args))
             for a in args:
                 out.append(fn(a))
                 bar.advance(task)
-            return out
-        chunk = max(1, min(512, len(args) // (jobs * 16)))
-        if processes:
-            executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
-        else:
-            executor = ThreadPoolExecutor(jobs)
-        with executor:
-            for r in executor.map(fn, args, chunksize=chunk):
-                out.append(r)
-                bar.advance(task)
+        return out
+    if processes:
+        # fork is cheap (spawn costs ~1 s per worker); workers are started here, before the progress
+        # bar's thread exists, and only call soundfile
+        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        list(executor.map(int, range(jobs)))
+    else:
+        executor = ThreadPoolExecutor(jobs)
+    chunk = max(1, min(512, len(args) // (jobs * 16))) if processes else 1
+    with executor, _progress(progress) as bar:
+        task = bar.add_task(label, total=len(args))
+        for r in executor.map(fn, args, chunksize=chunk):
+            out.append(r)
+            bar.advance(task)
     return out
 
 
