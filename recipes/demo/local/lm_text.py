@@ -5,7 +5,7 @@
         --exclude exp/demo/data/test-clean.wrd --exclude exp/demo/data/dev-clean.wrd
 
 Sentences of dev/test pools are never produced (see w2v2cli.data.sentences.sentence_pool); any line of an
---exclude file is also dropped, and the script fails if one slipped through, so the LM never sees test text.
+--exclude file is also dropped, so the LM never sees test text.
 """
 
 from __future__ import annotations
