@@ -2,10 +2,8 @@
 
     >>> from w2v2cli.data.sentences import SentenceGenerator, sentence_pool
     >>> gen = SentenceGenerator("de", seed=3)
-    >>> gen.sentence()
-    'Gestern fand die junge Lehrerin einen roten Schlüssel neben dem alten Brunnen.'
+    >>> gen.sentence()        # e.g. 'Gestern öffnete der Hund einen Schlüssel auf dem Markt.'
     >>> sentence_pool("The dog slept.")    # 'train', 'dev' or 'test', fixed by the text itself
-    'train'
 
 Each language has a few sentence shapes (subject-verb-object, intransitive, with a place or time
 phrase, two clauses joined by a conjunction, reported speech) filled from word lists of some dozens of
