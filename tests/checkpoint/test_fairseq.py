@@ -6,8 +6,6 @@ key mapping (ckpt_helpers), imported with w2v2, and run on the same padded batch
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 import transformers
@@ -95,7 +93,6 @@ def test_ctc_checkpoint_matches_transformers(tmp_path, family, style):
     assert (cfg.dropout, cfg.attention_dropout, cfg.activation_dropout, cfg.feature_grad_mult) == (0.0, 0.0, 0.1, 0.0)
     assert cfg.dropout_features == 0.1  # not a fine-tuning override: stays the pretraining value
     assert cfg.normalize_audio is (family == "lv60")
-    assert set(loaded.model.state_dict()) == {k for k in loaded.model.state_dict()}  # strict load happened
 
     theirs = hf.state_dict()
     mapped = state_dict_to_hf(loaded.model.state_dict(), cfg)
@@ -214,4 +211,3 @@ def test_conv_spec_parser_never_evaluates_code():
         parse_conv_layers("__import__('os').system('true')")
     with pytest.raises(CheckpointError, match="not a list of"):
         parse_conv_layers("[(1, 2)]")
-    assert isinstance(argparse.Namespace(), argparse.Namespace)

@@ -128,6 +128,15 @@ def test_export_ctc_loads_in_transformers(tmp_path, family):
     assert fe.sampling_rate == 16000 and fe.do_normalize is (family == "lv60")
     assert fe.return_attention_mask is (family == "lv60")
 
+    # and back: importing the exported directory gives the same weights and vocabulary
+    assert runner.invoke(app, ["import", "hf", str(tmp_path / "out"), str(tmp_path / "ck2")]).exit_code == 0
+    again = load_checkpoint(tmp_path / "ck2")
+    sd1, sd2 = ours.model.state_dict(), again.model.state_dict()
+    assert sd1.keys() == sd2.keys() and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    assert again.vocab.tokens[2:] == ours.vocab.tokens[2:] and again.vocab.blank == 0
+    assert again.vocab.decode(ids) == "A MAN SEES"
+    assert again.cfg.normalize_audio is ours.cfg.normalize_audio
+
 
 @pytest.mark.parametrize("kind,cls", [("pretrain", "Wav2Vec2ForPreTraining"), ("encoder", "Wav2Vec2Model")])
 def test_export_other_kinds(tmp_path, kind, cls):
