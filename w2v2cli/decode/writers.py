@@ -84,3 +84,20 @@ def write_outputs(out_dir: str | Path, ids: Sequence[str], hyps: Sequence[Hypoth
         atomic_write_text(out / name, text)
         paths[name] = out / name
     return paths
+
+
+def write_alignments(out_dir: str | Path, ids: Sequence[str], hyps: Sequence[Hypothesis]) -> dict[str, Path]:
+    """Writes `align.jsonl` (as hyp.jsonl) and `align.ctm` (`utt-id 1 start duration word confidence`,
+    NIST CTM, readable by sclite's `ctm` mode); returns name -> path."""
+    if len(ids) != len(hyps):
+        raise ValueError(f"{len(ids)} ids but {len(hyps)} alignments")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = "".join(json.dumps(hypothesis_record(i, h), ensure_ascii=False) + "\n" for i, h in zip(ids, hyps))
+    ctm = "".join(f"{i} 1 {s:.2f} {e - s:.2f} {w} {c:.4f}\n"
+                  for i, h in zip(ids, hyps) for w, (s, e), c in zip(h.words, h.word_times, h.word_conf))
+    paths = {}
+    for name, text in (("align.jsonl", jsonl), ("align.ctm", ctm)):
+        atomic_write_text(out / name, text)
+        paths[name] = out / name
+    return paths

@@ -1,0 +1,306 @@
+"""Batch inference over a manifest: emissions, greedy or beam decoding, forced alignment, output files.
+
+    >>> res = decode_manifest("exp/ft/best", "data/test.tsv", "exp/decode", DecodeConfig(decoder="beam",
+    ...                       lexicon="exp/lm/lexicon.txt", lm="exp/lm/lm.bin"))
+    >>> res.wer, res.rtf
+    >>> align_manifest("exp/ft/best", "data/test.tsv", "exp/align")      # needs test.wrd or test.ltr
+
+Utterances are sorted by length and grouped so a batch holds at most `batch_seconds` of padded audio, and
+run under `torch.inference_mode` (optionally in bf16 autocast). Audio longer than `chunk_seconds` is cut
+into windows that overlap by `chunk_overlap_seconds` on each side; each window contributes only the frames
+of its centre, so the stitched emissions have exactly the frames of the whole file (frame f always covers
+samples [f * hop, f * hop + receptive field)) and an hour of audio never runs through the transformer at
+once. Outputs are written in manifest order (see `writers.py`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from w2v2cli.decode.ctc import BeamConfig, BeamSearchDecoder, Hypothesis, greedy_decode
+from w2v2cli.decode.timestamps import forced_align_words
+from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
+from w2v2cli.errors import ConfigError, DataError
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class DecodeConfig:
+    """Options of `w2v2 decode` / `w2v2 align`."""
+
+    decoder: str = "viterbi"  # viterbi (greedy best path) | beam
+    lexicon: str | None = None
+    lm: str | None = None
+    beam_size: int = 500
+    beam_threshold: float = 50.0
+    lm_weight: float = 2.0
+    word_score: float = -1.0
+    batch_seconds: float = 200.0  # padded audio per forward batch
+    chunk_seconds: float = 30.0  # files longer than this are decoded in overlapping windows
+    chunk_overlap_seconds: float = 2.0  # context added on each side of a window (its frames are dropped)
+    device: str = "cpu"
+    dtype: str = "fp32"  # fp32 | bf16
+    progress: bool = True
+
+
+@dataclass
+class DecodeResult:
+    """Summary of one decoding run."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    utterances: int
+    audio_seconds: float
+    elapsed_seconds: float
+    wer: float | None = None
+    cer: float | None = None
+    ids: list[str] = field(default_factory=list)
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time / audio duration (lower is faster)."""
+        return self.elapsed_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+
+
+def _check_config(cfg: DecodeConfig) -> None:
+    if cfg.decoder not in ("viterbi", "beam"):
+        raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {cfg.decoder!r}")
+    if cfg.dtype not in ("fp32", "bf16"):
+        raise ConfigError(f"--dtype must be 'fp32' or 'bf16', got {cfg.dtype!r}")
+    if cfg.decoder == "viterbi" and (cfg.lexicon or cfg.lm):
+        raise ConfigError("--lexicon/--lm are used by the beam decoder", hint="add --decoder beam")
+    if cfg.lm and not cfg.lexicon:
+        raise ConfigError("--lm needs --lexicon (a word LM scores lexicon words)",
+                          hint="build both with 'w2v2 lm build TEXT --out DIR'")
+    if cfg.batch_seconds <= 0 or cfg.chunk_seconds <= 0 or cfg.chunk_overlap_seconds < 0:
+        raise ConfigError("--batch-seconds and --chunk-seconds must be positive, the overlap non-negative")
+
+
+class EmissionModel:
+    """A CTC model wrapped for inference: waveforms -> log-probabilities `[frames, vocab]` per utterance."""
+
+    def __init__(self, loaded, device: str = "cpu", dtype: str = "fp32"):
+        if loaded.kind != "ctc" or loaded.vocab is None:
+            raise ConfigError(f"{loaded.path}: decoding needs a fine-tuned CTC checkpoint with a vocabulary "
+                              f"(this one is '{loaded.kind}')", hint="fine-tune it first: w2v2 finetune")
+        try:
+            self.device = torch.device(device)
+            self.model = loaded.model.to(self.device).eval()
+        except (RuntimeError, AssertionError) as err:
+            raise ConfigError(f"cannot use device {device!r}: {err}") from None
+        self.vocab = loaded.vocab
+        self.cfg = loaded.cfg
+        self.hop = self.cfg.hop
+        self.receptive_field = self.cfg.receptive_field
+        self.autocast = dtype == "bf16"
+
+    def frames(self, samples: int) -> int:
+        return 0 if samples < self.receptive_field else (samples - self.receptive_field) // self.hop + 1
+
+    @torch.inference_mode()
+    def forward(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """Pads a list of waveforms into one batch; returns each row's log-probabilities on the CPU."""
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        batch = torch.zeros(len(waves), int(lengths.max()))
+        for b, w in enumerate(waves):
+            batch[b, : len(w)] = torch.from_numpy(w)
+        batch, dev_lengths = batch.to(self.device), lengths.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits, frame_lengths = self.model(batch, dev_lengths if len(waves) > 1 else None)
+        logp = logits.float().log_softmax(-1).cpu()
+        if len(waves) == 1:
+            return [logp[0]]
+        return [logp[b, : int(n)] for b, n in enumerate(frame_lengths.cpu())]
+
+
+def _windows(samples: int, hop: int, chunk: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Windows for a long file: (window_start, window_end, keep_first_frame, keep_end_frame), global frame
+    indices; window starts are multiples of `hop` so window frames map onto global frames."""
+    chunk = max(hop, chunk // hop * hop)
+    overlap = -(-overlap // hop) * hop  # rounded up to whole frames
+    out = []
+    a = 0
+    while a < samples:
+        b = min(samples, a + chunk)
+        if samples - b < chunk // 4:  # a short tail joins this window rather than being its own
+            b = samples
+        w0, w1 = max(0, a - overlap), min(samples, b + overlap)
+        out.append((w0, w1, a // hop, b // hop if b < samples else -1))
+        a = b
+    return out
+
+
+def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], load, cfg: DecodeConfig,
+                      on_done: Callable[[int, torch.Tensor], None], tick: Callable[[int], None]) -> None:
+    """Runs the model over `(index, path, num_samples)` items, calling `on_done(index, log_probs)` as each
+    utterance's emissions are complete. Short files are batched by length; long ones go window by window."""
+    budget = int(cfg.batch_seconds * SAMPLE_RATE)
+    chunk = int(cfg.chunk_seconds * SAMPLE_RATE)
+    # A window must hold every sample of the last frame it keeps: at least receptive field - hop of context.
+    min_overlap = -(-(em.receptive_field - em.hop) // em.hop) * em.hop
+    overlap = max(int(cfg.chunk_overlap_seconds * SAMPLE_RATE), min_overlap)
+    short = sorted((it for it in items if it[2] <= chunk), key=lambda it: it[2])
+    long = [it for it in items if it[2] > chunk]
+
+    batch: list[tuple[int, np.ndarray]] = []
+    width = 0
+
+    def flush():
+        nonlocal batch, width
+        if batch:
+            for (idx, _), lp in zip(batch, em.forward([w for _, w in batch])):
+                on_done(idx, lp)
+            tick(len(batch))
+        batch, width = [], 0
+
+    for idx, path, _ in short:
+        wave = load(path)
+        if len(wave) < em.receptive_field:
+            raise DataError(f"{path}: {len(wave)} samples is shorter than one model frame ({em.receptive_field})")
+        new_width = max(width, len(wave))
+        if batch and new_width * (len(batch) + 1) > budget:
+            flush()
+            new_width = len(wave)
+        batch.append((idx, wave))
+        width = new_width
+    flush()
+
+    for idx, path, _ in long:
+        wave = load(path)
+        total = em.frames(len(wave))
+        pieces = []
+        wins = _windows(len(wave), em.hop, chunk, overlap)
+        per_batch = max(1, budget // max(1, chunk + 2 * overlap))
+        for k in range(0, len(wins), per_batch):
+            group = wins[k: k + per_batch]
+            outs = em.forward([wave[w0:w1] for w0, w1, _, _ in group])
+            for (w0, _, keep0, keep1), lp in zip(group, outs):
+                first = keep0 - w0 // em.hop
+                last = (keep1 if keep1 >= 0 else total) - w0 // em.hop
+                pieces.append(lp[first:last])
+        lp = torch.cat(pieces)
+        if lp.shape[0] != total:  # the stitching must give exactly the frames of the whole file
+            raise RuntimeError(f"{path}: stitched {lp.shape[0]} frames, expected {total}")
+        on_done(idx, lp)
+        tick(1)
+
+
+def _references(manifest_path: Path) -> list[str] | None:
+    from w2v2cli.data.manifest import labels_path, read_labels
+    from w2v2cli.score import ltr_to_words
+
+    if labels_path(manifest_path, "wrd").is_file():
+        return [" ".join(t.split()) for t in read_labels(manifest_path, "wrd")]
+    if labels_path(manifest_path, "ltr").is_file():
+        return [ltr_to_words(t) for t in read_labels(manifest_path, "ltr")]
+    return None
+
+
+def _run(manifest_path: Path, cfg: DecodeConfig, em: EmissionModel,
+         per_utt: Callable[[int, torch.Tensor], Hypothesis]):
+    from tqdm import tqdm
+
+    from w2v2cli.audio import load_audio
+    from w2v2cli.data.manifest import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    if len(manifest) == 0:
+        raise DataError(f"{manifest_path}: the manifest has no utterances")
+    normalize = bool(getattr(em.cfg, "normalize_audio", False))
+    hyps: list[Hypothesis | None] = [None] * len(manifest)
+    seconds = [0.0]
+
+    def load(path: Path) -> np.ndarray:
+        wave = load_audio(path, SAMPLE_RATE, normalize=normalize)
+        seconds[0] += len(wave) / SAMPLE_RATE
+        return wave
+
+    def done(idx: int, lp: torch.Tensor) -> None:
+        hyps[idx] = per_utt(idx, lp)
+
+    items = [(i, manifest.abspath(i), e.num_samples) for i, e in enumerate(manifest.entries)]
+    start = time.perf_counter()
+    with tqdm(total=len(items), unit="utt", disable=not cfg.progress, desc="decode") as bar:
+        compute_emissions(em, items, load, cfg, done, bar.update)
+    elapsed = time.perf_counter() - start
+    ids = utterance_ids([e.path for e in manifest.entries])
+    return manifest, ids, hyps, seconds[0], elapsed
+
+
+def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
+    """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
+    writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
+    from w2v2cli.score import wer_cer
+
+    cfg = cfg or DecodeConfig()
+    _check_config(cfg)
+    manifest_path = Path(manifest_path)
+    refs = _references(manifest_path)
+    from w2v2cli.checkpoint.io import load_model_any
+
+    loaded = loaded or load_model_any(ckpt, device="cpu")
+    em = EmissionModel(loaded, cfg.device, cfg.dtype)
+    if cfg.decoder == "beam":
+        beam = BeamSearchDecoder(em.vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
+                                                      beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
+                                                      word_score=cfg.word_score))
+
+        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
+            return beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    else:
+        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
+            return greedy_decode(lp.unsqueeze(0), None, em.vocab)[0]
+
+    manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
+    files = write_outputs(out_dir, ids, hyps, refs)
+    wer = cer = None
+    if refs is not None:
+        wer, cer = wer_cer(refs, [h.text for h in hyps])
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, wer, cer, ids, hyps)
+
+
+def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
+    """Force-aligns the reference transcripts (`X.wrd` or `X.ltr` beside `X.tsv`) to the audio; writes
+    `align.jsonl` (words with start/end/confidence) and `align.ctm`."""
+    cfg = cfg or DecodeConfig()
+    _check_config(cfg)
+    manifest_path = Path(manifest_path)
+    refs = _references(manifest_path)
+    if refs is None:
+        raise DataError(f"{manifest_path}: alignment needs reference transcripts beside the manifest "
+                        f"({manifest_path.with_suffix('.wrd').name} or .ltr)")
+    from w2v2cli.data.manifest import read_manifest
+
+    ids_all = utterance_ids([e.path for e in read_manifest(manifest_path).entries])
+    from w2v2cli.checkpoint.io import load_model_any
+
+    loaded = loaded or load_model_any(ckpt, device="cpu")
+    em = EmissionModel(loaded, cfg.device, cfg.dtype)
+
+    def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
+        segs = forced_align_words(lp, refs[idx], em.vocab, utt_id=ids_all[idx])
+        return Hypothesis.from_segments(segs)
+
+    manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
+    files = write_alignments(out_dir, ids, hyps)
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, None, None, ids, hyps)
+
+
+def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
+    """(name, value) rows for the command's summary table."""
+    rows = [("utterances", str(res.utterances)), ("audio hours", f"{res.audio_seconds / 3600:.4f}"),
+            ("elapsed s", f"{res.elapsed_seconds:.2f}"),
+            ("real-time factor", f"{res.rtf:.4f}" if not math.isnan(res.rtf) else "-")]
+    if res.wer is not None or res.cer is not None:
+        rows.append(("WER %", "-" if res.wer is None else f"{res.wer:.2f}"))
+        rows.append(("CER %", "-" if res.cer is None else f"{res.cer:.2f}"))
+    return rows
