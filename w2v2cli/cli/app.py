@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err_console.print("[red]aborted[/]")
         sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors ("No such command", bad option values) come from click, or from the copy of click that
+        # newer typer bundles (typer._click); both have show() and exit_code.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise
