@@ -6,6 +6,7 @@ PYTHON ?= python3
 
 install:
 	bash tools/install_system_deps.sh
+	bash tools/install_kenlm.sh
 	$(PYTHON) -m pip install -q -e ".[test]"
 
 demo: install
