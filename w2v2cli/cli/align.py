@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.decode.run import DecodeConfig, align_manifest, summary_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +30,8 @@ def register(app: typer.Typer) -> None:
 
         Example: w2v2 align exp/ft/best data/test.tsv --out exp/align
         """
+        from w2v2cli.decode.run import DecodeConfig, align_manifest, summary_rows  # torch: import on use
+
         cfg = DecodeConfig(batch_seconds=batch_seconds, chunk_seconds=chunk_seconds, device=device, dtype=dtype,
                            progress=progress)
         res = align_manifest(ckpt, manifest, out, cfg)

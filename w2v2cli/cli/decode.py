@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
         Example: w2v2 decode exp/ft/best data/test.tsv --out exp/decode --decoder beam --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin
         """
+        from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows  # torch: import on use
+
         cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
                            beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
                            batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,

@@ -11,13 +11,14 @@ written as model.safetensors + config.yaml. fairseq files are read without runni
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.checkpoint import LoadedCheckpoint, import_checkpoint, parameter_counts
+if TYPE_CHECKING:
+    from w2v2cli.checkpoint import LoadedCheckpoint
 
 import_app = typer.Typer(
     name="import", help="Convert transformers or fairseq wav2vec 2.0 models into w2v2 checkpoints.",
@@ -34,6 +35,8 @@ def print_import_summary(loaded: LoadedCheckpoint, source: Path, console: Consol
     table.add_row("checkpoint", str(loaded.path))
     table.add_row("kind", loaded.kind)
     table.add_row("source", str(loaded.provenance.get("source", "?")))
+    from w2v2cli.checkpoint import parameter_counts
+
     table.add_row("parameters", f"{sum(parameter_counts(loaded.model).values()):,}")
     table.add_row("encoder", f"{cfg.encoder_layers} x {cfg.encoder_embed_dim}, {cfg.encoder_attention_heads} heads, "
                   f"{'pre-LN' if cfg.layer_norm_first else 'post-LN'}, {cfg.extractor_mode} conv")
@@ -54,6 +57,8 @@ def import_hf(
 
     Example: w2v2 import hf wav2vec2-base-960h/ exp/base960h
     """
+    from w2v2cli.checkpoint import import_checkpoint  # torch: import on use
+
     loaded = import_checkpoint(directory, out, "hf")
     print_import_summary(loaded, directory)
 
@@ -69,6 +74,8 @@ def import_fairseq(
 
     Example: w2v2 import fairseq wav2vec_small_960h.pt exp/base960h --dict dict.ltr.txt
     """
+    from w2v2cli.checkpoint import import_checkpoint  # torch: import on use
+
     loaded = import_checkpoint(checkpoint, out, "fairseq", dict_path=dict_path)
     print_import_summary(loaded, checkpoint)
 

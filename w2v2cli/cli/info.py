@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.checkpoint import LoadedCheckpoint, load_model_any, parameter_counts
+if TYPE_CHECKING:
+    from w2v2cli.checkpoint import LoadedCheckpoint
 
 
 def _config_table(loaded: LoadedCheckpoint) -> Table:
@@ -69,6 +70,8 @@ def register(app: typer.Typer) -> None:
 
         Example: w2v2 info exp/base/ckpt
         """
+        from w2v2cli.checkpoint import load_model_any, parameter_counts  # torch: import on use
+
         loaded = load_model_any(ckpt, dict_path=dict_path)
         console = Console()
         console.print(_config_table(loaded))
