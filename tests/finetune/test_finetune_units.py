@@ -1,0 +1,223 @@
+"""Units of fine-tuning: labels, vocabularies, config resolution, the CTC loss and validation counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from w2v2cli.data.collate import collate
+from w2v2cli.errors import ConfigError, DataError, ManifestError
+from w2v2cli.model import build_model, model_preset
+from w2v2cli.train.config import training_preset
+from w2v2cli.train.finetune import (CTCTask, build_vocab, ctc_frames, encode_labels, finetune_config_name,
+                                    finetune_model_config, min_ctc_frames, read_label_lines)
+from w2v2cli.vocab import Vocabulary
+
+from ft_helpers import copy_subset
+
+
+def _task(vocab: Vocabulary, run_dir=None, **changes) -> CTCTask:
+    cfg = training_preset("tiny_ctc", **{"model.vocab_size": len(vocab), **changes})
+    return CTCTask(cfg, vocab, run_dir=run_dir)
+
+
+# ---------------------------------------------------------------------------------------------- labels
+def test_labels_pair_with_manifest_rows(four):
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    ids = encode_labels(four, vocab, "ltr")
+    words = four.with_suffix(".wrd").read_text().splitlines()
+    assert len(ids) == 4 == len(words)
+    assert [vocab.decode(t) for t in ids] == words  # line i of the labels is entry i of the manifest
+    # .wrd labels give the same letter targets as .ltr
+    assert encode_labels(four, vocab, "wrd") == ids
+
+
+def test_label_count_mismatch_names_the_line(four, tmp_path):
+    short = copy_subset(four, tmp_path / "short.tsv", [0, 1, 2, 3])
+    ltr = short.with_suffix(".ltr")
+    ltr.write_text("\n".join(ltr.read_text().splitlines()[:3]) + "\n")
+    with pytest.raises(ManifestError) as err:
+        read_label_lines(short, "ltr")
+    msg = err.value.message
+    assert "has 3 lines" in msg and "4 entries" in msg
+    assert "manifest entry 4" in msg and f"{short} line 5" in msg and "label line 4" in msg
+
+    long = copy_subset(four, tmp_path / "long.tsv", [0, 1, 2, 3])
+    ltr = long.with_suffix(".ltr")
+    ltr.write_text(ltr.read_text() + "E X T R A |\n")
+    with pytest.raises(ManifestError, match=r"long\.ltr line 5 has no manifest entry"):
+        read_label_lines(long, "ltr")
+
+
+def test_unknown_symbol_names_file_and_line(four, tmp_path):
+    bad = copy_subset(four, tmp_path / "bad.tsv", [0, 1, 2, 3])
+    ltr = bad.with_suffix(".ltr")
+    lines = ltr.read_text().splitlines()
+    lines[1] = lines[1].replace(" ", " 7 ", 1)
+    ltr.write_text("\n".join(lines) + "\n")
+    vocab = Vocabulary.from_fairseq_dict(bad.parent / "dict.ltr.txt")
+    with pytest.raises(DataError) as err:
+        encode_labels(bad, vocab, "ltr")
+    assert f"{ltr}:2:" in err.value.message and "'7'" in err.value.message
+
+
+# ---------------------------------------------------------------------------------------------- vocabulary
+def test_letters_from_dict_or_from_labels(four, tmp_path):
+    vocab, source = build_vocab([four])
+    assert source.endswith("dict.ltr.txt") and vocab == Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+
+    nodict = copy_subset(four, tmp_path / "nodict" / "train.tsv", [0, 1, 2, 3], with_dict=False)
+    vocab, source = build_vocab([nodict])
+    assert source == "the training labels"
+    symbols = [s for line in nodict.with_suffix(".ltr").read_text().splitlines() for s in line.split()]
+    counts = {s: symbols.count(s) for s in set(symbols)}
+    assert vocab.tokens[:4] == ["<s>", "<pad>", "</s>", "<unk>"] and vocab.blank == 0
+    assert set(vocab.tokens[4:]) == set(counts)
+    assert [counts[t] for t in vocab.tokens[4:]] == sorted(counts.values(), reverse=True)  # most frequent first
+    assert vocab.tokens[4] == "|"  # one per word: the most frequent symbol
+
+    # with no dict.ltr.txt, a letter vocabulary of the --init model wins over counting
+    init_vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    assert build_vocab([nodict], init_vocab=init_vocab) == (init_vocab, "the --init model's vocabulary")
+
+
+@pytest.mark.parametrize("spm_type", ["unigram", "bpe"])
+def test_spm_vocab_from_transcripts(four, spm_type):
+    vocab, source = build_vocab([four], kind="spm", labels="wrd", vocab_size=40, spm_type=spm_type)
+    assert vocab.kind == "spm" and vocab.blank == 0 and 28 <= len(vocab) <= 40
+    assert spm_type in source
+    for line in four.with_suffix(".wrd").read_text().splitlines():
+        ids = vocab.encode(line)
+        assert 0 not in ids and vocab.decode(ids) == line
+    # the same vocabulary from .ltr labels (converted back to words)
+    assert build_vocab([four], kind="spm", labels="ltr", vocab_size=40, spm_type=spm_type)[0] == vocab
+    with pytest.raises(ConfigError, match="--vocab-size"):
+        build_vocab([four], kind="spm", labels="wrd", vocab_size=0)
+    with pytest.raises(DataError, match="SentencePiece") as err:  # fewer pieces than characters
+        build_vocab([four], kind="spm", labels="wrd", vocab_size=8, spm_type=spm_type)
+    assert "at least" in err.value.hint
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_config_names():
+    assert finetune_config_name("tiny") == "tiny_ctc"
+    assert finetune_config_name("base_10m") == "base_10m"
+    with pytest.raises(ConfigError, match="no single fine-tuning counterpart"):
+        finetune_config_name("base")
+
+
+def test_model_config_takes_architecture_from_init_and_regularisation_from_preset():
+    init = model_preset("tiny", encoder_layers=3, dropout=0.1, mask_prob=0.65, feature_grad_mult=1.0)
+    preset = training_preset("base_10m").model
+    cfg = finetune_model_config(init, preset, vocab_size=32)
+    assert (cfg.encoder_layers, cfg.encoder_embed_dim, cfg.conv_layers) == (3, 192, init.conv_layers)
+    assert (cfg.feature_grad_mult, cfg.mask_prob, cfg.mask_channel_prob, cfg.mask_channel_length) == (0.0, 0.65, 0.25, 64)
+    assert (cfg.layerdrop, cfg.dropout, cfg.vocab_size) == (0.1, 0.0, 32)
+
+
+def test_frame_counts_match_the_model():
+    cfg = model_preset("tiny")
+    model = build_model(cfg, "encoder")
+    sizes = torch.tensor([400, 401, 16000, 33679, 160000])
+    assert [ctc_frames(int(n), cfg.conv_layers) for n in sizes] == model.output_lengths(sizes).tolist()
+    assert [ctc_frames(400, cfg.conv_layers), ctc_frames(16000, cfg.conv_layers)] == [1, 49]
+    assert min_ctc_frames([5, 5, 6, 5]) == 5  # a blank must separate the repeated 5
+
+
+# ---------------------------------------------------------------------------------------------- the task
+def test_freezing_toggles_the_encoder_only():
+    vocab = Vocabulary(["<s>", "<pad>", "</s>", "<unk>", "|", "A"])
+    task = _task(vocab, **{"task.freeze_finetune_updates": 3})
+    model = task.build_model(task.cfg)
+    task.begin_update(model, 0)
+    assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+    assert all(p.requires_grad for p in model.lm_head.parameters())
+    task.begin_update(model, 2)
+    assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+    task.begin_update(model, 3)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_ctc_loss_sums_unpadded_utterances(four):
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    task = _task(vocab)
+    torch.manual_seed(0)
+    model = task.build_model(task.cfg).eval()
+    targets = [vocab.encode("A | M A N |"), vocab.encode("H I |")]
+    batch = collate([torch.randn(16000).numpy(), torch.randn(9000).numpy()], ids=[0, 1], targets=targets, pad=True)
+    loss, ntokens, metrics = task.compute_loss(model, batch, update=0)
+    assert ntokens == 9 and metrics["ntokens"] == 9 and metrics["nsentences"] == 2
+    with torch.no_grad():
+        logits, frames = model(batch.waveforms, batch.lengths)
+    assert frames.tolist() == [49, 27]
+    expected = 0.0
+    for b, t in enumerate(targets):
+        lp = F.log_softmax(logits[b, : frames[b]].float(), -1)
+        expected += float(F.ctc_loss(lp, torch.tensor(t), torch.tensor(int(frames[b])), torch.tensor(len(t)),
+                                     blank=0, reduction="sum"))
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    assert 0.0 <= metrics["blank_frac"] <= 1.0
+
+
+class FixedEmissions(nn.Module):
+    """Stands in for the acoustic model: returns given logits (the task's counting is what is tested)."""
+
+    def __init__(self, logits: torch.Tensor, frames: torch.Tensor):
+        super().__init__()
+        self.logits, self.frames = logits, frames
+
+    def forward(self, waveforms, lengths=None):
+        return self.logits, self.frames
+
+
+def _emissions(vocab: Vocabulary, rows: list[list[str]], frames: int) -> torch.Tensor:
+    """One-hot-ish logits spelling each row's tokens with blanks between them, blank-padded to `frames`."""
+    out = torch.full((len(rows), frames, len(vocab)), -10.0)
+    out[:, :, vocab.blank] = 10.0
+    for b, tokens in enumerate(rows):
+        for i, tok in enumerate(tokens):
+            out[b, 2 * i + 1, vocab.blank] = -10.0
+            out[b, 2 * i + 1, vocab.index[tok]] = 10.0
+    return out
+
+
+def test_validation_counts_words_and_characters(four):
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    task = _task(vocab)
+    refs = ["A | M A N |", "T H E | D O G |"]
+    hyps = [["A", "|", "M", "E", "N", "|"], ["T", "H", "E", "|"]]  # 1 sub of 2 words; 1 deletion of 2 words
+    logits = _emissions(vocab, hyps, 20)
+    batch = collate([torch.zeros(8000).numpy()] * 2, ids=[0, 1], targets=[vocab.encode(r) for r in refs])
+    sums = task.valid_step(FixedEmissions(logits, torch.tensor([20, 20])), batch)
+    assert (sums["word_errors"], sums["words"]) == (2, 4)
+    assert (sums["char_errors"], sums["chars"]) == (1 + 3, 4 + 6)  # MEN: 1 sub; DOG: 3 deletions
+    assert sums["empty"] == 0 and sums["frames"] == 40 and sums["nsentences"] == 2
+    assert sums["blank_frames"] == 40 - 6 - 4
+    m = task.valid_metrics(sums)
+    assert m["wer"] == pytest.approx(0.5) and m["cer"] == pytest.approx(0.4)
+    assert m["blank_frac"] == pytest.approx(30 / 40) and m["empty_frac"] == 0.0
+    assert task.warnings == []
+
+
+def test_all_blank_validation_is_reported(four, tmp_path):
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    task = _task(vocab, run_dir=tmp_path, **{"task.freeze_finetune_updates": 50})
+    model = task.build_model(task.cfg)
+    task.begin_update(model, 19)  # the validation after 20 updates, still frozen
+    logits = _emissions(vocab, [[], []], 20)
+    batch = collate([torch.zeros(8000).numpy()] * 2, ids=[0, 1], targets=[vocab.encode("A |"), vocab.encode("B |")])
+    m = task.valid_metrics(task.valid_step(FixedEmissions(logits, torch.tensor([20, 20])), batch))
+    assert m["empty_frac"] == 1.0 and m["wer"] == 1.0 and m["blank_prob"] > 0.99
+    assert len(task.warnings) == 1
+    text = task.warnings[0]
+    assert "only blanks" in text and "update 20" in text
+    for cause in ("still frozen", "task.freeze_finetune_updates 50", "too few updates", "optim.lr",
+                  "vocabulary mismatch", "normalisation mismatch"):
+        assert cause in text
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records == [{"event": "warning", "update": 20, "message": text}]

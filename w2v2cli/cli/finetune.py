@@ -1,0 +1,81 @@
+"""`w2v2 finetune`: CTC fine-tuning from our, fairseq or transformers checkpoints (or from scratch).
+
+    w2v2 finetune data/train-10h.tsv --valid data/dev-clean.tsv --init exp/pt/checkpoint_last --config base_10h
+    w2v2 finetune data/train.tsv --valid data/dev.tsv --init wav2vec_small.pt --config base_1h --out exp/ft
+    w2v2 finetune data/train.tsv --valid data/dev.tsv --init none --config tiny --vocab spm --vocab-size 64
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def finetune_cmd(
+    train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv) with labels beside them "
+                                                     "(X.ltr or X.wrd, see task.labels).")],
+    init: Annotated[str, typer.Option("--init", help="Pretrained model: our checkpoint directory, a transformers "
+                                                     "directory, a fairseq .pt, or 'none' to train from scratch.")],
+    valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest with labels "
+                                                                        "(repeatable); selects checkpoint_best "
+                                                                        "by WER.")] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="Fine-tuning preset (tiny_ctc, base_10m, base_1h, "
+                                                               "base_10h, base_100h, base_960h; 'tiny' means "
+                                                               "tiny_ctc) or FILE.yaml.")] = "base_10h",
+    vocab: Annotated[Optional[str], typer.Option("--vocab", help="Output units: 'letters' (dict.ltr.txt beside "
+                                                                 "the manifest, else from the labels) or 'spm' "
+                                                                 "(SentencePiece on the training transcripts).")]
+    = None,
+    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", min=2, help="SentencePiece vocabulary size "
+                                                                                  "(with --vocab spm), blank "
+                                                                                  "included.")] = None,
+    spm_type: Annotated[str, typer.Option("--spm-type", help="SentencePiece model: unigram or bpe.")] = "unigram",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
+    = Path("exp/finetune"),
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
+                                                                    "(e.g. optim.lr=5e-5); repeatable.")] = None,
+    max_updates: Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
+                                                                   "or a checkpoint directory.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, head init, masks).")]
+    = None,
+) -> None:
+    """Fine-tune a wav2vec 2.0 model with CTC on labelled audio.
+
+    Example: w2v2 finetune data/train-1h.tsv --valid data/dev-clean.tsv --init exp/pt/checkpoint_last
+    --config base_1h --out exp/ft --resume auto
+    """
+    from w2v2cli.train.finetune import finetune
+
+    console = Console(stderr=True)
+    result = finetune(train, out, init=init, config=config, overrides=set_ or [], valid=valid or [],
+                      max_updates=max_updates, resume=resume, seed=seed, vocab=vocab, vocab_size=vocab_size,
+                      spm_type=spm_type, console=console)
+    table = Table(title="fine-tuning", show_header=False)
+    table.add_row("stopped", f"{result.stopped} at update {result.update} (epoch {result.epoch})")
+    if "loss" in result.train_metrics:
+        table.add_row("train loss", f"{result.train_metrics['loss']:.4g}")
+    v = result.valid_metrics
+    if v:
+        table.add_row("valid loss", f"{v['loss']:.4g}")
+        table.add_row("valid WER", f"{100 * v['wer']:.2f} %")
+        table.add_row("valid CER", f"{100 * v['cer']:.2f} %")
+        if v.get("empty_frac", 0) >= 0.9:
+            table.add_row("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)")
+    if result.skipped_utterances:
+        table.add_row("skipped utterances", str(result.skipped_utterances))
+    table.add_row("checkpoint", str(result.last_checkpoint))
+    if result.best_checkpoint:
+        table.add_row("best (by WER)", str(result.best_checkpoint))
+    table.add_row("metrics", str(out / "metrics.jsonl"))
+    Console().print(table)
+    if result.stopped in ("SIGTERM", "SIGINT"):
+        console.print(f"[yellow]stopped by {result.stopped}[/]: checkpoint saved; continue with --resume auto")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune_cmd)

@@ -1,0 +1,514 @@
+"""Fine-tuning entry point: CTC on a little labelled data, with the shared trainer and a `CTCTask`.
+
+    >>> result = finetune(["data/train-10m.tsv"], "exp/ft", init="exp/pt/checkpoint_last", config="base_10m",
+    ...                   valid=["data/dev-clean.tsv"], max_updates=13_000)
+    >>> result.valid_metrics["wer"], result.best_checkpoint          # 0.21, exp/ft/checkpoint_best
+    >>> evaluate_ctc("exp/ft/checkpoint_best", ["data/test-clean.tsv"])["wer"]
+
+What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-tuning defaults"):
+
+* Labels lie beside each manifest (`X.ltr` or `X.wrd`, `task.labels`); label line i belongs to manifest entry i
+  (file line i + 1, after the root line). A count mismatch is a ManifestError naming the first unpaired line; a
+  symbol outside the vocabulary is a DataError naming `FILE:LINE` and the symbol.
+* Vocabulary (`task.vocab`): `letters` - fairseq's letters with `|` between words, from `dict.ltr.txt` beside the
+  first training manifest, else the `--init` model's own letter vocabulary, else counted from the training labels;
+  `spm` - a SentencePiece unigram (or BPE) model of `task.vocab_size` pieces trained on the training transcripts.
+  Index 0 is the CTC blank. The vocabulary is saved in every checkpoint (`config.yaml: vocab`).
+* Model: the architecture comes from `--init` (our pretraining or CTC checkpoint, a transformers directory or a
+  fairseq `.pt`, via `load_model_any`); the fine-tuning preset supplies regularisation and masking (`REG_FIELDS`:
+  dropouts, layerdrop, time/channel masks, feature_grad_mult 0 = frozen feature encoder) and `vocab_size` is
+  `len(vocab)`. The encoder weights are copied into a fresh CTC model whose output layer is new (kept only when
+  the init is a CTC model with the same vocabulary). `--init none` trains the preset's architecture from scratch.
+* Training: the shared loop (`w2v2cli.train.trainer.train`). For the first `task.freeze_finetune_updates` updates
+  the whole wav2vec2 encoder is frozen and only the output layer learns; CTC loss summed over frames with
+  `zero_infinity`, normalised by the number of target tokens; tri-stage learning rate from the preset.
+* Validation (every `checkpoint.validate_interval_updates`): CTC loss per token, greedy decoding, WER and CER as
+  fractions (0.25 = 25 %, counted with w2v2cli.score, sclite's alignment); `checkpoint_best` by `wer`.
+  A model that emits (almost) only blanks is reported with the likely causes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import nn
+
+from w2v2cli.config import from_dict, to_dict
+from w2v2cli.data.collate import Batch
+from w2v2cli.errors import CheckpointError, ConfigError, DataError, ManifestError
+from w2v2cli.model.config import ModelConfig
+from w2v2cli.train.config import TrainConfig
+from w2v2cli.train.trainer import TrainResult, find_resume_checkpoint, train
+from w2v2cli.vocab import Vocabulary
+
+#: ModelConfig fields taken from the fine-tuning preset (and --set); everything else comes from --init.
+REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
+              "dropout_features", "layerdrop", "final_dropout", "mask_prob", "mask_length", "mask_min_masks",
+              "mask_channel_prob", "mask_channel_length")
+
+#: A pretraining preset given to `finetune` means its fine-tuning counterpart.
+FINETUNE_COUNTERPART = {"tiny": "tiny_ctc"}
+_NO_COUNTERPART = {"base": "base_10m, base_1h, base_10h, base_100h or base_960h",
+                   "large": "a FILE.yaml with `preset: base_10h` and model.* values for LARGE",
+                   "xlsr": "a FILE.yaml with `preset: base_10h` and model.* values for XLSR"}
+
+#: A validation where at least this share of hypotheses is empty is reported as "all blank".
+ALL_BLANK_EMPTY_SHARE = 0.9
+
+
+# ---------------------------------------------------------------------------------------------- config
+def finetune_config_name(spec: str, console: Console | None = None) -> str:
+    """`tiny` -> `tiny_ctc` (with a note); other pretraining presets are a ConfigError naming the choices."""
+    if spec in FINETUNE_COUNTERPART:
+        target = FINETUNE_COUNTERPART[spec]
+        if console is not None:
+            console.print(f"--config {spec}: using its fine-tuning preset '{target}'", highlight=False)
+        return target
+    if spec in _NO_COUNTERPART:
+        raise ConfigError(f"'{spec}' is a pretraining preset and has no single fine-tuning counterpart",
+                          hint=f"fine-tuning presets: {_NO_COUNTERPART[spec]}")
+    return spec
+
+
+def finetune_model_config(arch: ModelConfig, preset: ModelConfig, vocab_size: int) -> ModelConfig:
+    """The architecture of `arch` (the init model) with the regularisation/masking of `preset` and `vocab_size`."""
+    return replace(arch, vocab_size=vocab_size, **{name: getattr(preset, name) for name in REG_FIELDS})
+
+
+# ---------------------------------------------------------------------------------------------- labels
+def read_label_lines(manifest: str | os.PathLike, ext: str) -> list[str]:
+    """Label lines of `manifest` (`X.ltr` / `X.wrd` beside `X.tsv`); a count mismatch names the unpaired line."""
+    from w2v2cli.data.manifest import labels_path, read_labels, read_manifest
+
+    try:
+        return read_labels(manifest, ext)
+    except ManifestError as err:
+        lpath = labels_path(manifest, ext)
+        if not lpath.is_file():
+            raise
+        try:
+            n_labels = len(lpath.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError):
+            raise err from None
+        entries = read_manifest(manifest).entries
+        if n_labels < len(entries):
+            detail = (f"manifest entry {n_labels + 1} ({manifest} line {n_labels + 2}: {entries[n_labels].path}) "
+                      f"has no label line {n_labels + 1} in {lpath}")
+        elif n_labels > len(entries):
+            detail = f"{lpath} line {len(entries) + 1} has no manifest entry"
+        else:
+            raise
+        raise ManifestError(f"{err.message}: {detail}", hint=err.hint) from None
+
+
+def labels_as(lines: Sequence[str], have: str, want: str) -> list[str]:
+    """Converts label lines between `ltr` ('A | M A N |') and `wrd` ('A MAN') / plain text ('text')."""
+    from w2v2cli.data.text import to_letters
+    from w2v2cli.score import ltr_to_words
+
+    if want == "ltr":
+        return list(lines) if have == "ltr" else [to_letters(line) for line in lines]
+    return [ltr_to_words(line) for line in lines] if have == "ltr" else [" ".join(line.split()) for line in lines]
+
+
+def encode_labels(manifest: str | os.PathLike, vocab: Vocabulary, ext: str) -> list[list[int]]:
+    """Target ids per manifest entry; a symbol outside `vocab` is a DataError naming `FILE:LINE`."""
+    from w2v2cli.data.manifest import labels_path
+
+    lines = read_label_lines(manifest, ext)
+    lpath = labels_path(manifest, ext)
+    texts = labels_as(lines, ext, "ltr" if vocab.kind == "letters" else "wrd")
+    out = []
+    for lineno, (raw, text) in enumerate(zip(lines, texts), 1):
+        try:
+            ids = vocab.encode(text)
+        except ValueError as err:
+            raise DataError(f"{lpath}:{lineno}: {err} (label: {raw.strip()!r})",
+                            hint="the label's characters must be in the vocabulary (dict.ltr.txt beside the "
+                                 "training manifest, or the letters of the training labels); normalise the "
+                                 "transcripts the same way for every split") from None
+        if vocab.blank in ids:
+            raise DataError(f"{lpath}:{lineno}: the label contains the CTC blank symbol "
+                            f"{vocab.blank_token!r}", hint="remove it from the transcript")
+        out.append(ids)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- vocabulary
+def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "letters", labels: str = "ltr",
+                vocab_size: int = 0, spm_type: str = "unigram",
+                init_vocab: Vocabulary | None = None) -> tuple[Vocabulary, str]:
+    """(vocabulary, where it came from) for fine-tuning on `train_manifests`; see the module docstring."""
+    from w2v2cli.data.text import letter_counts
+
+    manifests = [Path(m) for m in train_manifests]
+    if not manifests:
+        raise DataError("no training manifest given")
+    lines: list[str] = []
+    for m in manifests:
+        lines += labels_as(read_label_lines(m, labels), labels, "ltr" if kind == "letters" else "wrd")
+    if kind == "letters":
+        dict_path = manifests[0].parent / "dict.ltr.txt"
+        if dict_path.is_file():
+            return Vocabulary.from_fairseq_dict(dict_path), str(dict_path)
+        if init_vocab is not None and init_vocab.kind == "letters":
+            return init_vocab, "the --init model's vocabulary"
+        counts = letter_counts(lines)
+        if not counts:
+            raise DataError(f"the labels of {', '.join(map(str, manifests))} are empty: no letters to learn")
+        tokens = ["<s>", "<pad>", "</s>", "<unk>"] + [sym for sym, _ in counts]
+        return Vocabulary(tokens, blank=0, word_sep="|", unk="<unk>"), "the training labels"
+    if kind == "spm":
+        if vocab_size <= 0:
+            raise ConfigError("--vocab spm needs a vocabulary size", hint="--vocab-size N (e.g. 64 for a few "
+                                                                          "hours of English, 1000 for 100 h)")
+        if spm_type not in ("unigram", "bpe"):
+            raise ConfigError(f"SentencePiece model type must be unigram or bpe, got {spm_type!r}")
+        text = [line for line in lines if line.strip()]
+        if not text:
+            raise DataError(f"the labels of {', '.join(map(str, manifests))} are empty: nothing to train "
+                            "SentencePiece on")
+        try:
+            vocab = Vocabulary.train_spm(text, vocab_size=vocab_size - 1, model_type=spm_type)
+        except ManifestError as err:
+            chars = len({c for line in text for c in line if not c.isspace()})
+            raise DataError(err.message, hint=f"--vocab-size must leave room for the blank, <unk> and the "
+                                              f"{chars} characters of the transcripts (at least {chars + 2})"
+                            ) from None
+        return vocab, f"SentencePiece {spm_type} trained on {len(text)} training transcripts"
+    raise ConfigError(f"task.vocab must be letters or spm, got {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------- init weights
+@dataclass
+class InitWeights:
+    """What `--init` contributes: the encoder weights, their model config, and (CTC inits) head and vocabulary."""
+
+    spec: str
+    cfg: ModelConfig
+    kind: str
+    encoder_state: dict[str, torch.Tensor]
+    head_state: dict[str, torch.Tensor] | None
+    vocab: Vocabulary | None
+    provenance: dict[str, Any]
+
+
+def load_init(spec: str | os.PathLike, dict_path: str | os.PathLike | None = None) -> InitWeights:
+    """Reads our checkpoint dir, a transformers dir or a fairseq `.pt` and keeps what fine-tuning needs."""
+    from w2v2cli.checkpoint.io import detect_format, load_model_any
+
+    fmt = detect_format(spec)
+    loaded = load_model_any(spec, dict_path=dict_path if fmt == "fairseq" else None)
+    model = loaded.model
+    encoder = model.wav2vec2 if hasattr(model, "wav2vec2") else model
+    head = model.lm_head.state_dict() if loaded.kind == "ctc" and hasattr(model, "lm_head") else None
+    return InitWeights(str(spec), loaded.cfg, loaded.kind,
+                       {k: v.detach().clone() for k, v in encoder.state_dict().items()},
+                       {k: v.detach().clone() for k, v in head.items()} if head else None,
+                       loaded.vocab, dict(loaded.provenance or {}))
+
+
+# ---------------------------------------------------------------------------------------------- the task
+def ctc_frames(num_samples: int, conv_layers: Sequence[tuple[int, int, int]]) -> int:
+    """Output frames of the conv feature encoder for `num_samples` input samples."""
+    n = int(num_samples)
+    for _, kernel, stride in conv_layers:
+        n = max(0, (n - kernel) // stride + 1)
+    return n
+
+
+def min_ctc_frames(ids: Sequence[int]) -> int:
+    """Fewest frames a CTC path for `ids` needs: one per token plus a blank between repeated tokens."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
+
+
+class CTCTask:
+    """CTC fine-tuning (fits `w2v2cli.train.tasks.Task`); see the module docstring.
+
+    init: weights from `load_init` (None: random). run_dir: where validation warnings are also recorded
+    (`metrics.jsonl`, as `{"event": "warning"}`); console: where they are printed.
+    """
+
+    kind = "ctc"
+    sum_metrics = ("ntokens", "nsentences")
+
+    def __init__(self, cfg: TrainConfig, vocab: Vocabulary, init: InitWeights | None = None,
+                 console: Console | None = None, run_dir: str | os.PathLike | None = None,
+                 vocab_source: str = ""):
+        if cfg.model.vocab_size != len(vocab):
+            raise ConfigError(f"model.vocab_size is {cfg.model.vocab_size} but the vocabulary has {len(vocab)} tokens")
+        self.cfg = cfg
+        self.vocab = vocab
+        self.vocab_source = vocab_source
+        self.init = init
+        self.console = console or Console(stderr=True)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.freeze_updates = cfg.task.freeze_finetune_updates
+        self.warnings: list[str] = []
+        self.infeasible: dict[str, int] = {}  # manifest -> utterances whose labels need more frames than they have
+        self._frozen: bool | None = None
+        self._update = 0  # updates done when the next validation runs
+
+    # -- model and data -------------------------------------------------------------------------------------
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        from w2v2cli.checkpoint.io import load_state_strict
+        from w2v2cli.model import build_model
+
+        model = build_model(cfg.model, "ctc")
+        if self.init is not None:
+            load_state_strict(model.wav2vec2, self.init.encoder_state, f"--init {self.init.spec}")
+            if self.init.head_state is not None and self.init.vocab is not None and self.init.vocab == self.vocab:
+                model.lm_head.load_state_dict(self.init.head_state)  # same outputs: keep the trained head
+        return model
+
+    def targets(self, manifest: Path, num_utterances: int) -> list[list[int]]:
+        from w2v2cli.data.manifest import read_manifest
+
+        ids = encode_labels(manifest, self.vocab, self.cfg.task.labels)
+        entries = read_manifest(manifest).entries
+        bad = sum(1 for e, t in zip(entries, ids)
+                  if min_ctc_frames(t) > ctc_frames(e.num_samples, self.cfg.model.conv_layers))
+        if bad:
+            self.infeasible[str(manifest)] = bad
+            self._warn(None, f"{bad} of {len(ids)} utterances in {manifest} have labels longer than their audio "
+                             f"has frames ({self.cfg.model.hop} samples per frame): CTC cannot align them"
+                             + (" and zero_infinity drops their loss" if self.cfg.task.zero_infinity else
+                                " and their loss is infinite (set task.zero_infinity=true)"))
+        return ids
+
+    def begin_update(self, model: nn.Module, update: int) -> None:
+        # Frozen: the encoder gets no gradient at all (requires_grad off, so no graph is built for it); the
+        # optimizer skips parameters without gradients, so only the output layer moves.
+        frozen = update < self.freeze_updates
+        if frozen != self._frozen:
+            for p in model.wav2vec2.parameters():
+                p.requires_grad_(not frozen)
+            self._frozen = frozen
+        self._update = update + 1
+
+    # -- loss -----------------------------------------------------------------------------------------------
+    def _ctc(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if batch.targets is None or batch.target_lengths is None:
+            raise DataError("a fine-tuning batch has no targets", hint="labels are read beside each manifest")
+        logits, frames = model(batch.waveforms, batch.lengths)
+        lprobs = F.log_softmax(logits.float(), dim=-1)
+        targets = batch.targets.clamp(min=0)  # -1 padding lies beyond target_lengths and is never read
+        loss = F.ctc_loss(lprobs.transpose(0, 1), targets, frames, batch.target_lengths, blank=self.vocab.blank,
+                          reduction="sum", zero_infinity=self.cfg.task.zero_infinity)
+        return loss, lprobs, frames
+
+    def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
+        loss, lprobs, frames = self._ctc(model, batch)
+        ntokens = int(batch.target_lengths.sum())
+        with torch.no_grad():
+            valid = torch.arange(lprobs.shape[1], device=frames.device)[None, :] < frames[:, None]
+            blank = (lprobs.argmax(-1) == self.vocab.blank) & valid
+            blank_frac = float(blank.sum()) / max(float(valid.sum()), 1.0)
+        return loss, ntokens, {"ntokens": ntokens, "nsentences": len(batch), "blank_frac": blank_frac}
+
+    # -- validation -----------------------------------------------------------------------------------------
+    def valid_step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        from w2v2cli.decode import greedy_decode
+        from w2v2cli.score import score_utterance
+
+        loss, lprobs, frames = self._ctc(model, batch)
+        hyps = greedy_decode(lprobs, frames, self.vocab)
+        sums = {"loss_sum": float(loss), "ntokens": float(batch.target_lengths.sum()), "word_errors": 0.0,
+                "words": 0.0, "char_errors": 0.0, "chars": 0.0, "nsentences": float(len(batch)),
+                "empty": 0.0}
+        for b, hyp in enumerate(hyps):
+            ref = self.vocab.decode(batch.targets[b, : int(batch.target_lengths[b])].tolist())
+            w = score_utterance("u", ref, hyp.text, "word").counts
+            c = score_utterance("u", ref, hyp.text, "char").counts
+            sums["word_errors"] += w.errors
+            sums["words"] += w.ref_tokens
+            sums["char_errors"] += c.errors
+            sums["chars"] += c.ref_tokens
+            sums["empty"] += float(not hyp.text.strip())
+        valid = torch.arange(lprobs.shape[1], device=frames.device)[None, :] < frames[:, None]
+        sums["frames"] = float(valid.sum())
+        sums["blank_frames"] = float(((lprobs.argmax(-1) == self.vocab.blank) & valid).sum())
+        sums["blank_prob_sum"] = float(lprobs[..., self.vocab.blank].exp()[valid].sum())
+        return sums
+
+    def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        frames = max(sums.get("frames", 0.0), 1.0)
+        n = max(sums.get("nsentences", 0.0), 1.0)
+        m = {"loss": sums["loss_sum"] / max(sums["ntokens"], 1.0),
+             "wer": sums["word_errors"] / max(sums["words"], 1.0),
+             "cer": sums["char_errors"] / max(sums["chars"], 1.0),
+             "blank_frac": sums["blank_frames"] / frames,
+             "blank_prob": sums["blank_prob_sum"] / frames,
+             "empty_frac": sums["empty"] / n,
+             "nsentences": sums["nsentences"]}
+        for key, text in self.valid_health(m, self._update):
+            self._warn(self._update, text)
+        return m
+
+    def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        """The all-blank failure: (almost) every validation hypothesis empty, with the likely causes."""
+        if metrics.get("empty_frac", 0.0) < ALL_BLANK_EMPTY_SHARE:
+            return []
+        cfg = self.cfg
+        causes = []
+        if update <= self.freeze_updates:
+            causes.append(f"frozen too long: the transformer is still frozen (update {update} <= "
+                          f"task.freeze_finetune_updates {self.freeze_updates}), only the output layer has learned")
+        else:
+            causes.append(f"frozen too long: task.freeze_finetune_updates = {self.freeze_updates} of "
+                          f"{cfg.optim.max_updates} updates leaves little time to train the transformer")
+        causes.append(f"too few updates: CTC models emit only blanks for a while before letters appear "
+                      f"({update} updates so far; raise optim.max_updates)")
+        causes.append(f"learning rate: optim.lr = {cfg.optim.lr:g} may be too low to leave the blank phase in "
+                      "time, or so high that the model collapsed onto the blank")
+        causes.append(f"vocabulary mismatch: labels spelled with other symbols or case than the vocabulary "
+                      f"({len(self.vocab)} tokens{' from ' + self.vocab_source if self.vocab_source else ''})")
+        causes.append(f"normalisation mismatch: data.normalize = {cfg.data.normalize} with model.normalize_audio = "
+                      f"{cfg.model.normalize_audio}; the pretrained model expects the input it was pretrained on")
+        text = (f"validation at update {update}: {metrics['empty_frac']:.0%} of the hypotheses are empty and the "
+                f"mean blank posterior is {metrics.get('blank_prob', float('nan')):.3f}: the model emits only "
+                "blanks. Likely causes:\n  - " + "\n  - ".join(causes))
+        return [("all_blank", text)]
+
+    def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        blank = metrics.get("blank_frac")
+        late = update >= max(2 * self.freeze_updates, self.cfg.optim.max_updates // 2)
+        if blank is not None and late and blank > 0.995:
+            return [("all_blank", f"training output is {blank:.1%} blank at update {update}: the model is stuck in "
+                                  "the all-blank phase (lr, freeze_finetune_updates, labels?)")]
+        return []
+
+    def find_unused_parameters(self) -> bool:
+        return self.cfg.model.layerdrop > 0 or self.freeze_updates > 0
+
+    # -- warnings -------------------------------------------------------------------------------------------
+    def _warn(self, update: int | None, text: str) -> None:
+        """Prints and records a warning on rank 0 (the trainer has no validation health hook yet)."""
+        self.warnings.append(text)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return
+        self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
+        if self.run_dir is not None and update is not None:
+            from w2v2cli.train.logging import METRICS_FILE
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"event": "warning", "update": update, "message": text}) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
+                     config: str = "base_10h", overrides: Sequence[str] = (),
+                     valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
+                     resume: str | None = None, seed: int | None = None, vocab: str | None = None,
+                     vocab_size: int | None = None, spm_type: str = "unigram",
+                     console: Console | None = None) -> tuple[TrainConfig, CTCTask]:
+    """The resolved training config and the task, without training (what `finetune` runs)."""
+    from w2v2cli.checkpoint.io import read_checkpoint_meta
+    from w2v2cli.train.pretrain import resolve_config
+
+    console = console or Console(stderr=True)
+    name = finetune_config_name(config, console)
+    sets = list(overrides)
+    if vocab is not None:
+        sets.append(f"task.vocab={vocab}")
+    if vocab_size is not None:
+        sets.append(f"task.vocab_size={vocab_size}")
+    cfg = resolve_config(name, sets, train_manifests, valid, max_updates, seed)
+    if cfg.task.name != "ctc":
+        raise ConfigError(f"config '{config}' is a {cfg.task.name} config, not a fine-tuning one",
+                          hint="fine-tuning presets: tiny_ctc, base_10m, base_1h, base_10h, base_100h, base_960h")
+    manifests = [s.path for s in cfg.data.train]
+    if not manifests:
+        raise DataError("no training manifest given", hint="w2v2 finetune TRAIN.tsv --valid VALID.tsv --init CKPT")
+    init_spec = None if init is None or str(init).lower() == "none" else str(init)
+    resume_path = find_resume_checkpoint(Path(out_dir), resume)
+    init_w: InitWeights | None = None
+    if resume_path is not None:
+        # the run's own checkpoint fixes the architecture and the vocabulary; its weights replace the init's
+        meta = read_checkpoint_meta(resume_path)
+        if not meta.get("vocab"):
+            raise CheckpointError(f"cannot resume fine-tuning from {resume_path}: it has no vocabulary")
+        arch = from_dict(ModelConfig, meta["model"], source=f"{resume_path}/config.yaml: model")
+        the_vocab = Vocabulary.from_dict(meta["vocab"], source=f"{resume_path}/config.yaml: vocab")
+        source = f"{resume_path}"
+    else:
+        if init_spec is not None:
+            dict_path = Path(manifests[0]).parent / "dict.ltr.txt"
+            init_w = load_init(init_spec, dict_path if dict_path.is_file() else None)
+            arch = init_w.cfg
+            ignored = sorted({s.split("=", 1)[0] for s in overrides if s.startswith("model.")} -
+                             {f"model.{f}" for f in REG_FIELDS + ("vocab_size",)})
+            if ignored:
+                console.print(f"[yellow]note:[/] {', '.join(ignored)} from --set ignored: the architecture comes "
+                              f"from --init {init_spec}", highlight=False)
+        else:
+            arch = cfg.model
+        the_vocab, source = build_vocab(manifests, cfg.task.vocab, cfg.task.labels, cfg.task.vocab_size, spm_type,
+                                        init_w.vocab if init_w is not None else None)
+    data = to_dict(cfg)
+    data["model"] = to_dict(finetune_model_config(arch, cfg.model, len(the_vocab)))
+    cfg = from_dict(TrainConfig, data, source="fine-tuning config")
+    task = CTCTask(cfg, the_vocab, init=init_w, console=console, run_dir=out_dir, vocab_source=source)
+    return cfg, task
+
+
+def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
+             config: str = "base_10h", overrides: Sequence[str] = (), valid: Sequence[str | os.PathLike] = (),
+             max_updates: int | None = None, resume: str | None = None, seed: int | None = None,
+             vocab: str | None = None, vocab_size: int | None = None, spm_type: str = "unigram",
+             console: Console | None = None) -> TrainResult:
+    """Fine-tunes with CTC (see the module docstring). `init`: checkpoint spec or None/"none" (from scratch);
+    `vocab`/`vocab_size` set task.vocab/task.vocab_size; `resume`: "auto" or a checkpoint directory."""
+    from w2v2cli.config import save_yaml
+
+    console = console or Console(stderr=True)
+    cfg, task = resolve_finetune(train_manifests, out_dir, init, config, overrides, valid, max_updates, resume,
+                                 seed, vocab, vocab_size, spm_type, console)
+    out = Path(out_dir)
+    if task.init is not None and int(os.environ.get("RANK", "0")) == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml({"init": task.init.spec, "kind": task.init.kind, "provenance": task.init.provenance,
+                   "vocab_source": task.vocab_source}, out / "init.yaml")
+    if not cfg.data.valid:
+        console.print("[yellow]note:[/] no --valid manifest: no WER, no checkpoint_best, no early stopping",
+                      highlight=False)
+    return train(cfg, task, out, resume=resume, valid=cfg.data.valid, console=console)
+
+
+def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.PathLike], labels: str = "ltr",
+                 max_tokens: int = 1_600_000, device: str = "cpu", console: Console | None = None) -> dict[str, float]:
+    """Greedy-decoding loss, WER, CER (fractions) and blank statistics of a CTC checkpoint on labelled manifests."""
+    from w2v2cli.checkpoint.io import load_checkpoint
+    from w2v2cli.data.dataset import AudioDataset, raise_if_failed
+    from w2v2cli.data.sampler import BucketBatchSampler
+    from w2v2cli.train.config import TaskConfig
+
+    ckpt = load_checkpoint(checkpoint, kind="ctc", device=device)
+    if ckpt.vocab is None:
+        raise CheckpointError(f"{checkpoint} has no vocabulary", hint="fine-tuned checkpoints carry one")
+    cfg = TrainConfig(model=ckpt.cfg, task=TaskConfig(name="ctc", labels=labels))
+    task = CTCTask(cfg, ckpt.vocab, console=console or Console(stderr=True))
+    targets: list[list[int]] = []
+    for m in manifests:
+        targets += task.targets(Path(m), 0)
+    ds = AudioDataset.from_manifests(manifests, targets=targets, normalize=ckpt.cfg.normalize_audio, pad=True,
+                                     max_sample_size=10**12)
+    longest = int(ds.sizes.max())
+    sampler = BucketBatchSampler(ds.sizes, max(max_tokens, longest), longest, 0, 0, pad=True, shuffle=False)
+    sampler.set_epoch(1, 0)
+    sums: dict[str, float] = {}
+    model = ckpt.model.eval()
+    with torch.no_grad():
+        for spec in sampler:
+            part = task.valid_step(model, raise_if_failed(ds[spec]).to(device))
+            for k, v in part.items():
+                sums[k] = sums.get(k, 0.0) + v
+    return task.valid_metrics(sums)
