@@ -10,9 +10,9 @@ Workloads (each run for both contenders, alternating, after one warm-up each):
 - ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward.
 - pretrain:  pretraining model, train mode, one fixed mask and one fixed set of negatives shared by both,
              forward + loss + backward.
-Peak memory: on CUDA `max_memory_allocated` per step; on CPU the peak RSS of a child process that builds the
-contender and runs two steps (a process's peak RSS cannot be reset, so each contender gets its own), and how
-much the steps raised that peak above what building the model had reached ("step rise").
+Peak memory: on CUDA `max_memory_allocated` per step; on CPU the process's peak RSS during each step (reset
+before it through /proc/self/clear_refs; both models are resident, so compare the "step rise": peak minus the
+RSS just before the step). Where the peak cannot be reset, each contender runs in a child process instead.
 transformers runs as users run it (default attention implementation, its own masking code path when given the
 mask). Prints a table of medians and ratios (>1 = we are faster / smaller).
 """
@@ -149,15 +149,34 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_rss() -> bool:
+    """Resets this process's peak RSS (VmHWM) through /proc/self/clear_refs (Linux >= 4.0); False if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def child_peak_rss(args, workload: str, name: str) -> tuple[float, float]:
-    """(peak RSS, rise of the peak during the steps), GiB, of a fresh process that builds `name` and runs two
-    `workload` steps. The peak includes the interpreter, torch and the weights; the rise is the steps' own."""
+    """Fallback where the peak cannot be reset: (peak RSS, rise during the steps), GiB, of a fresh process that
+    builds `name` and runs two `workload` steps. VmHWM, not ru_maxrss: the latter survives fork + exec and would
+    report the parent's peak."""
     cmd = [sys.executable, __file__, "--_child", f"{workload}:{name}"] + _forward_args(args)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"memory child {name}/{workload} failed: {proc.stderr[-2000:]}")
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    gib = 1024 ** 2  # ru_maxrss is in KiB on Linux
+    gib = 1024 ** 2
     return report["peak_kib"] / gib, (report["peak_kib"] - report["before_kib"]) / gib
 
 
@@ -199,15 +218,12 @@ def main() -> int:
         workload, name = args._child.split(":")
         import gc
 
-        import resource
-
         step = build_contenders(cfg, workload, args.device, args.amp, only=name)[name]
         gc.collect()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _status_kib("VmHWM")
         for _ in range(2):
             step(inputs)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({"before_kib": before, "peak_kib": peak}))
+        print(json.dumps({"before_kib": before, "peak_kib": _status_kib("VmHWM")}))
         return 0
 
     workloads = [w for w in args.workloads.split(",") if w]
@@ -229,10 +245,15 @@ def main() -> int:
             diff = (outs["w2v2"][0].float() - outs["transformers"][0].float()).abs().max().item()
             print(f"ctc-infer: max |logit difference| on utterance 0: {diff:.2e}", flush=True)
         del outs
+        cpu_mem = args.device == "cpu" and not args.no_memory
+        in_process = cpu_mem and reset_peak_rss()
         for _ in range(args.repeats):
             for name, step in steps.items():  # interleaved: both see the same machine state
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
+                if in_process:
+                    reset_peak_rss()
+                    rss_before = _status_kib("VmRSS")
                 sync(args.device)
                 t0 = time.perf_counter()
                 step(inputs)
@@ -240,8 +261,12 @@ def main() -> int:
                 times[name].append(time.perf_counter() - t0)
                 if args.device.startswith("cuda"):
                     peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated() / 1024 ** 3)
+                if in_process:
+                    hwm = _status_kib("VmHWM")
+                    peaks[name] = max(peaks.get(name, 0.0), hwm / 1024 ** 2)
+                    rises[name] = max(rises.get(name, 0.0), (hwm - rss_before) / 1024 ** 2)
         del steps
-        if args.device == "cpu" and not args.no_memory:
+        if cpu_mem and not in_process:
             for name in times:
                 peaks[name], rises[name] = child_peak_rss(args, workload, name)
         row = {"workload": workload}
