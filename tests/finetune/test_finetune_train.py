@@ -1,0 +1,123 @@
+"""Fine-tuning runs on real synthetic speech (tiny preset, a few utterances): learning, resume, --init sources."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from ft_helpers import FAST
+from safetensors.torch import load_file
+
+from w2v2cli.checkpoint import load_checkpoint, load_model_any
+from w2v2cli.train.config import training_preset
+from w2v2cli.train.finetune import evaluate_ctc, finetune, resolve_finetune
+from w2v2cli.vocab import Vocabulary
+
+# overfitting 4 utterances: no masking, no freezing, a constant high learning rate
+OVERFIT = FAST + ["optim.lr=2e-3", "lr.scheduler=constant", "task.freeze_finetune_updates=0", "model.mask_prob=0",
+                  "model.mask_channel_prob=0"]
+
+
+def _records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_finetuning_from_scratch_learns_the_transcripts(four, tmp_path):
+    out = tmp_path / "ft"
+    result = finetune([four], out, init="none", config="tiny", valid=[four], max_updates=40,
+                      overrides=OVERFIT + ["checkpoint.validate_interval_updates=4"])
+    assert result.stopped == "max_updates" and result.update == 40
+    curve = [(r["update"], r["wer"]) for r in _records(out) if r.get("split") == "valid"]
+    assert [u for u, _ in curve] == list(range(4, 41, 4))
+    assert curve[0][1] >= 0.9  # after 4 updates nearly every word is wrong
+    best = min(w for _, w in curve)
+    assert best <= 0.25  # measured: 0.0 by update 20
+    # checkpoint_best is the best validation and carries the vocabulary of dict.ltr.txt
+    ckpt = load_checkpoint(out / "checkpoint_best", kind="ctc")
+    assert ckpt.vocab == Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    n_symbols = len((four.parent / "dict.ltr.txt").read_text().splitlines())
+    assert ckpt.cfg.vocab_size == len(ckpt.vocab) == 4 + n_symbols  # <s> <pad> </s> <unk> + the dict
+    assert ckpt.provenance["value"] == pytest.approx(best)
+    again = evaluate_ctc(out / "checkpoint_best", [four])
+    assert again["wer"] == pytest.approx(best) and again["empty_frac"] == 0.0
+
+
+def test_resume_continues_and_matches_an_uninterrupted_run(four, tmp_path):
+    sets = FAST + ["lr.scheduler=constant", "task.freeze_finetune_updates=2", "checkpoint.validate_interval_updates=3"]
+    whole = finetune([four], tmp_path / "whole", init="none", config="tiny", valid=[four], max_updates=6,
+                     overrides=sets)
+    first = finetune([four], tmp_path / "split", init="none", config="tiny", valid=[four], max_updates=3,
+                     overrides=sets, resume="auto")
+    assert first.resumed_from is None and first.update == 3
+    second = finetune([four], tmp_path / "split", init="none", config="tiny", valid=[four], max_updates=6,
+                      overrides=sets, resume="auto")
+    assert second.resumed_from.name == "update_00000003" and second.update == 6
+    a = load_file(str(whole.last_checkpoint / "model.safetensors"))
+    b = load_file(str(second.last_checkpoint / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert second.valid_metrics["wer"] == pytest.approx(whole.valid_metrics["wer"])
+    assert [r["update"] for r in _records(tmp_path / "split") if r.get("split") == "valid"] == [3, 6]
+
+
+def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_dir, tmp_path):
+    out = tmp_path / "ft"
+    sets = FAST + ["task.freeze_finetune_updates=100"]
+    cfg, task = resolve_finetune([four], out, init=str(hf_dir), config="tiny", overrides=sets, max_updates=3)
+    assert (cfg.model.encoder_embed_dim, cfg.model.encoder_layers, cfg.model.conv_dim) == (48, 2, 32)  # from --init
+    recipe = training_preset("tiny_ctc").model
+    assert (cfg.model.mask_prob, cfg.model.mask_channel_prob, cfg.model.feature_grad_mult) == \
+        (recipe.mask_prob, recipe.mask_channel_prob, 0.0)
+    torch.manual_seed(cfg.seed)  # what the trainer does before build_model: the run's initial weights
+    initial = {k: v.clone() for k, v in task.build_model(cfg).state_dict().items()}
+
+    result = finetune([four], out, init=str(hf_dir), config="tiny", overrides=sets, max_updates=3)
+    final = load_file(str(result.last_checkpoint / "model.safetensors"))
+    hf_encoder = load_model_any(hf_dir, kind="encoder").model.state_dict()
+    for key, value in hf_encoder.items():  # the frozen encoder is exactly the transformers model
+        assert torch.equal(final[f"wav2vec2.{key}"], value), key
+        assert torch.equal(initial[f"wav2vec2.{key}"], value), key
+    assert not torch.equal(final["lm_head.weight"], initial["lm_head.weight"])  # the head learned
+    assert (out / "init.yaml").read_text().startswith(f"init: {hf_dir}")
+
+
+def test_init_from_our_pretraining_checkpoint(four, pretrain_ckpt, tmp_path):
+    out = tmp_path / "ft"
+    result = finetune([four], out, init=str(pretrain_ckpt), config="tiny", valid=[four], max_updates=3,
+                      overrides=FAST + ["task.freeze_finetune_updates=0"])
+    pre = load_file(str(pretrain_ckpt / "model.safetensors"))
+    final = load_file(str(result.last_checkpoint / "model.safetensors"))
+    assert not any(k.startswith(("quantizer.", "project_q.", "final_proj.")) for k in final)  # heads dropped
+    enc = [k for k in final if k.startswith("wav2vec2.")]
+    assert set(enc) == {k for k in pre if k.startswith("wav2vec2.")}
+    conv = [k for k in enc if k.startswith("wav2vec2.feature_extractor.")]
+    assert conv and all(torch.equal(final[k], pre[k]) for k in conv)  # feature encoder frozen (grad mult 0)
+    moved = [k for k in enc if k.startswith("wav2vec2.encoder.layers.") and not torch.equal(final[k], pre[k])]
+    assert len(moved) > 10  # the transformer trains once unfrozen
+    ckpt = load_checkpoint(result.last_checkpoint)
+    saved_pre = load_checkpoint(pretrain_ckpt)
+    assert ckpt.kind == "ctc" and ckpt.cfg.encoder_layers == saved_pre.cfg.encoder_layers
+    recipe, pre_recipe = training_preset("tiny_ctc").model, training_preset("tiny").model
+    assert recipe.mask_channel_prob != pre_recipe.mask_channel_prob  # so the next line tells them apart
+    assert (ckpt.cfg.mask_prob, ckpt.cfg.mask_channel_prob) == (recipe.mask_prob, recipe.mask_channel_prob)
+    assert (saved_pre.cfg.mask_prob, saved_pre.cfg.mask_channel_prob) == (pre_recipe.mask_prob,
+                                                                          pre_recipe.mask_channel_prob)
+    assert "wer" in result.valid_metrics and "kind: pretrain" in (out / "init.yaml").read_text()
+
+
+def test_sentencepiece_vocabulary_run(four, tmp_path):
+    out = tmp_path / "ft"
+    result = finetune([four], out, init="none", config="tiny", valid=[four], max_updates=3, vocab="spm",
+                      vocab_size=40, overrides=FAST + ["task.labels=wrd"])
+    ckpt = load_checkpoint(result.last_checkpoint, kind="ctc")
+    assert ckpt.vocab.kind == "spm" and ckpt.cfg.vocab_size == len(ckpt.vocab) <= 40
+    words = four.with_suffix(".wrd").read_text().splitlines()
+    assert [ckpt.vocab.decode(ckpt.vocab.encode(w)) for w in words] == words
+    metrics = evaluate_ctc(result.last_checkpoint, [four], labels="wrd")
+    assert metrics["wer"] == pytest.approx(result.valid_metrics["wer"])
+    # resuming keeps the saved SentencePiece model (no retraining)
+    again = finetune([four], out, init="none", config="tiny", valid=[four], max_updates=4, vocab="spm",
+                     vocab_size=40, overrides=FAST + ["task.labels=wrd"], resume="auto")
+    assert again.update == 4 and load_checkpoint(again.last_checkpoint).vocab == ckpt.vocab
