@@ -150,6 +150,10 @@ def test_pretraining_checkpoint_imports_as_each_kind(tmp_path):
     assert torch.equal(enc["encoder.layers.1.ffn.fc2.weight"],
                        sd["wav2vec2.encoder.layers.1.feed_forward.output_dense.weight"])
     assert torch.equal(pre.final_proj.weight, sd["project_hid.weight"])
+    ctc = state_dict_from_hf(sd, cfg, "ctc")  # fine-tuning starts: encoder kept, heads dropped, lm_head to init
+    assert hf_kind(sd) == "pretrain" and hf_kind(ctc) == "encoder"
+    missing, unexpected = build_model(cfg.replace(vocab_size=5), "ctc").load_state_dict(ctc, strict=False)
+    assert sorted(missing) == ["lm_head.bias", "lm_head.weight"] and not unexpected
     # round trip back to transformers names is exact and complete
     back = state_dict_to_hf(pre.state_dict(), cfg)
     assert set(back) == set(sd)

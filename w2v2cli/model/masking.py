@@ -13,8 +13,8 @@ length; with overlaps about 49% of frames end up masked for 0.65 x 10. Unlike fa
 every utterance to the batch's smallest mask count (`require_same_masks`): our losses work on the flat list of
 masked frames, so nothing needs equal counts.
 
-All randomness comes from `torch.rand`/`torch.randint` on the given generator (or the global one), on the
-device of `lengths`, so there is no per-utterance Python loop and no host-device round trip.
+All randomness comes from `torch.rand` on the given generator (or the global one); the work runs on the
+device of `lengths` with no per-utterance Python loop and no host-device round trip.
 """
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Uniform [0, 1) numbers on `device`, drawn from `generator` on the generator's own device, so one seeded
+    CPU generator gives the same masks whether the model runs on the CPU or a GPU."""
+    if generator is None or generator.device == torch.device(device):
+        return torch.rand(shape, generator=generator, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device, non_blocking=True)
 
 
 def compute_span_mask(lengths: Tensor, max_len: int, mask_prob: float, mask_length: int, min_masks: int = 0,
@@ -32,7 +40,7 @@ def compute_span_mask(lengths: Tensor, max_len: int, mask_prob: float, mask_leng
     if b == 0 or max_len == 0:
         return torch.zeros(b, max_len, dtype=torch.bool, device=device)
     lengths = lengths.clamp(max=max_len)
-    u = torch.rand(b, generator=generator, device=device)
+    u = _rand((b,), generator, device)
     num = (mask_prob * lengths.float() / float(mask_length) + u).long()
     num = torch.maximum(num, torch.full_like(num, min_masks))
     num = torch.minimum(num, lengths)
@@ -41,7 +49,7 @@ def compute_span_mask(lengths: Tensor, max_len: int, mask_prob: float, mask_leng
     num_candidates = torch.where(lengths - mask_length > num, lengths - mask_length,
                                  torch.minimum(num + 1, lengths))
     # a uniform random subset of size num[b] from range(num_candidates[b]): rank random keys, keep the lowest num[b]
-    keys = torch.rand(b, max_len, generator=generator, device=device)
+    keys = _rand((b, max_len), generator, device)
     positions = torch.arange(max_len, device=device)
     keys = keys.masked_fill(positions[None, :] >= num_candidates[:, None], 2.0)
     ranks = keys.argsort(dim=1).argsort(dim=1)
@@ -81,14 +89,14 @@ def sample_negatives(mask: Tensor, num_negatives: int, cross_sample_negatives: i
     parts = []
     if num_negatives > 0:
         others = (counts[utt] - 1).clamp(min=1)  # frames to choose from, excluding itself
-        r = torch.rand(m, num_negatives, generator=generator, device=device)
+        r = _rand((m, num_negatives), generator, device)
         pick = (r * others[:, None]).long().clamp(max=(others - 1)[:, None])
         pick = pick + (pick >= rank[:, None]).long()  # skip the frame itself, keeping the draw uniform
         single = (counts[utt] <= 1)[:, None]
         pick = torch.where(single, rank[:, None], pick)
         parts.append(offsets[utt][:, None] + pick)
     if cross_sample_negatives > 0:
-        r = torch.rand(m, cross_sample_negatives, generator=generator, device=device)
+        r = _rand((m, cross_sample_negatives), generator, device)
         pick = (r * max(m - 1, 1)).long().clamp(max=max(m - 2, 0))
         idx = torch.arange(m, device=device)[:, None]
         pick = pick + (pick >= idx).long()
