@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -116,7 +115,8 @@ def test_model_config_takes_architecture_from_init_and_regularisation_from_prese
     preset = training_preset("base_10m").model
     cfg = finetune_model_config(init, preset, vocab_size=32)
     assert (cfg.encoder_layers, cfg.encoder_embed_dim, cfg.conv_layers) == (3, 192, init.conv_layers)
-    assert (cfg.feature_grad_mult, cfg.mask_prob, cfg.mask_channel_prob, cfg.mask_channel_length) == (0.0, 0.65, 0.25, 64)
+    assert (cfg.feature_grad_mult, cfg.mask_prob, cfg.mask_channel_prob, cfg.mask_channel_length) == \
+        (0.0, 0.65, 0.25, 64)
     assert (cfg.layerdrop, cfg.dropout, cfg.vocab_size) == (0.1, 0.0, 32)
 
 
