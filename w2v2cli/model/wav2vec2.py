@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from w2v2cli.errors import ConfigError
 from w2v2cli.model.components import (
     ConvFeatureEncoder,
     FeatureProjection,
@@ -215,7 +216,8 @@ class Wav2Vec2ForCTC(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.vocab_size <= 0:
-            raise InputShapeError(f"a CTC model needs model.vocab_size > 0, got {cfg.vocab_size}")
+            raise ConfigError(f"a CTC model needs model.vocab_size > 0, got {cfg.vocab_size}",
+                              hint="it is set from the vocabulary")
         self.cfg = cfg
         self.wav2vec2 = Wav2Vec2Model(cfg)
         self.lm_head = nn.Linear(cfg.encoder_embed_dim, cfg.vocab_size)
@@ -250,8 +252,6 @@ def _init_conv(extractor: ConvFeatureEncoder) -> None:
 def build_model(cfg: ModelConfig, kind: str) -> nn.Module:
     """kind "pretrain" -> Wav2Vec2ForPreTraining, "ctc" -> Wav2Vec2ForCTC (needs vocab_size > 0),
     "encoder" -> Wav2Vec2Model."""
-    from w2v2cli.errors import ConfigError
-
     if kind == "pretrain":
         model = Wav2Vec2ForPreTraining(cfg)
     elif kind == "ctc":
