@@ -121,3 +121,15 @@ def test_sentencepiece_vocabulary_run(four, tmp_path):
     again = finetune([four], out, init="none", config="tiny", valid=[four], max_updates=4, vocab="spm",
                      vocab_size=40, overrides=FAST + ["task.labels=wrd"], resume="auto")
     assert again.update == 4 and load_checkpoint(again.last_checkpoint).vocab == ckpt.vocab
+
+
+def test_early_stopping_on_validation_wer(four, tmp_path):
+    # a learning rate too small to change any greedy output: the WER never improves after the first validation
+    sets = FAST + ["optim.lr=1e-12", "lr.scheduler=constant", "checkpoint.validate_interval_updates=1",
+                   "checkpoint.early_stop_patience=2"]
+    result = finetune([four], tmp_path / "ft", init="none", config="tiny", valid=[four], max_updates=10,
+                      overrides=sets)
+    assert result.stopped == "early_stop" and result.update == 3
+    wers = [r["wer"] for r in _records(tmp_path / "ft") if r.get("split") == "valid"]
+    assert len(wers) == 3 and wers[0] == wers[1] == wers[2]
+    assert load_checkpoint(result.best_checkpoint).provenance["update"] == 1
