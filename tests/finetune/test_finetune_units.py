@@ -36,6 +36,16 @@ def test_labels_pair_with_manifest_rows(four):
     assert encode_labels(four, vocab, "wrd") == ids
 
 
+def test_the_other_label_file_is_used_when_the_configured_one_is_missing(four, tmp_path):
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    only_wrd = copy_subset(four, tmp_path / "w.tsv", [0, 1, 2, 3])
+    only_wrd.with_suffix(".ltr").unlink()
+    assert encode_labels(only_wrd, vocab, "ltr") == encode_labels(four, vocab, "ltr")
+    only_wrd.with_suffix(".wrd").unlink()
+    with pytest.raises(ManifestError, match=r"w\.ltr: no label file beside"):
+        encode_labels(only_wrd, vocab, "ltr")
+
+
 def test_label_count_mismatch_names_the_line(four, tmp_path):
     short = copy_subset(four, tmp_path / "short.tsv", [0, 1, 2, 3])
     ltr = short.with_suffix(".ltr")

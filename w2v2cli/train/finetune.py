@@ -7,7 +7,7 @@
 
 What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-tuning defaults"):
 
-* Labels lie beside each manifest (`X.ltr` or `X.wrd`, `task.labels`); label line i belongs to manifest entry i
+* Labels lie beside each manifest (`X.ltr` or `X.wrd`: `task.labels`, else the other one); label line i belongs to manifest entry i
   (file line i + 1, after the root line). A count mismatch is a ManifestError naming the first unpaired line; a
   symbol outside the vocabulary is a DataError naming `FILE:LINE` and the symbol.
 * Vocabulary (`task.vocab`): `letters` - fairseq's letters with `|` between words, from `dict.ltr.txt` beside the
@@ -108,6 +108,17 @@ def read_label_lines(manifest: str | os.PathLike, ext: str) -> list[str]:
         raise ManifestError(f"{err.message}: {detail}", hint=err.hint) from None
 
 
+def find_labels(manifest: str | os.PathLike, ext: str) -> str:
+    """`ext` when `X.ext` lies beside `X.tsv`, else the other of ltr/wrd when that one does (so a manifest with
+    only `.wrd` transcripts works with the default `task.labels: ltr`); ManifestError naming both otherwise."""
+    from w2v2cli.data.manifest import labels_path
+
+    other = {"ltr": "wrd", "wrd": "ltr"}.get(ext)
+    if labels_path(manifest, ext).is_file() or other is None or not labels_path(manifest, other).is_file():
+        return ext
+    return other
+
+
 def labels_as(lines: Sequence[str], have: str, want: str) -> list[str]:
     """Converts label lines between `ltr` ('A | M A N |') and `wrd` ('A MAN') / plain text ('text')."""
     from w2v2cli.data.text import to_letters
@@ -122,6 +133,7 @@ def encode_labels(manifest: str | os.PathLike, vocab: Vocabulary, ext: str) -> l
     """Target ids per manifest entry; a symbol outside `vocab` is a DataError naming `FILE:LINE`."""
     from w2v2cli.data.manifest import labels_path
 
+    ext = find_labels(manifest, ext)
     lines = read_label_lines(manifest, ext)
     lpath = labels_path(manifest, ext)
     texts = labels_as(lines, ext, "ltr" if vocab.kind == "letters" else "wrd")
@@ -153,7 +165,8 @@ def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "lette
         raise DataError("no training manifest given")
     lines: list[str] = []
     for m in manifests:
-        lines += labels_as(read_label_lines(m, labels), labels, "ltr" if kind == "letters" else "wrd")
+        ext = find_labels(m, labels)
+        lines += labels_as(read_label_lines(m, ext), ext, "ltr" if kind == "letters" else "wrd")
     if kind == "letters":
         dict_path = manifests[0].parent / "dict.ltr.txt"
         if dict_path.is_file():
