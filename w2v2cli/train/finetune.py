@@ -374,7 +374,7 @@ class CTCTask:
         if update <= self.freeze_updates:
             causes.append(f"frozen too long: the transformer is still frozen (update {update} <= "
                           f"task.freeze_finetune_updates {self.freeze_updates}), only the output layer has learned")
-        else:
+        elif self.freeze_updates >= cfg.optim.max_updates // 2:
             causes.append(f"frozen too long: task.freeze_finetune_updates = {self.freeze_updates} of "
                           f"{cfg.optim.max_updates} updates leaves little time to train the transformer")
         causes.append(f"too few updates: CTC models emit only blanks for a while before letters appear "
