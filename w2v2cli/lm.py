@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 from w2v2cli.config import atomic_write_text, save_yaml
 from w2v2cli.errors import DataError, ToolMissingError
+from w2v2cli.textio import read_utf8_lines
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KENLM_HINT = "run 'bash tools/install_kenlm.sh' (builds lmplz and build_binary into tools/kenlm/bin)"
@@ -95,18 +96,8 @@ class LMArtifacts:
 def read_corpus(path: str | Path) -> list[str]:
     """Sentences of a text corpus, whitespace-normalised; blank lines dropped. DataError when unusable."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such text corpus") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8") from None
-    sentences = [" ".join(line.split()) for line in text.splitlines()]
+    lines = read_utf8_lines(path, DataError, "text corpus")
+    sentences = [" ".join(line.split()) for line in lines]
     sentences = [s for s in sentences if s]
     if not sentences:
         raise DataError(f"{path}: the text corpus has no words")

@@ -44,6 +44,7 @@ import numpy as np
 
 from w2v2cli.config import atomic_write_text
 from w2v2cli.errors import ManifestError
+from w2v2cli.textio import read_utf8_lines
 
 # sclite's word-to-word distances (sctk word.c, wwd_WORD).
 COST_SUB = 4
@@ -317,18 +318,7 @@ class Transcripts:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such transcript file") from None
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ManifestError(f"{path}:{line}: not valid UTF-8") from None
-    return text.splitlines()
+    return read_utf8_lines(path, ManifestError, "transcript file")
 
 
 def ltr_to_words(line: str) -> str:
