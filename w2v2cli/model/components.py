@@ -178,11 +178,33 @@ class ConvPositionalEmbedding(nn.Module):
         with torch.no_grad():
             self.weight_g.copy_(self._norm_v())
 
+        self._cache: tuple[tuple, Tensor] | None = None
+
     def _norm_v(self) -> Tensor:
-        return torch.linalg.vector_norm(self.weight_v, dim=(0, 1), keepdim=True)
+        # the L2 norm over dims (0, 1) per kernel position, as a contiguous column reduction of a
+        # [D * D/groups, K] view: 3-4x faster than vector_norm over two leading dims (measured, CPU)
+        k = self.weight_v.shape[-1]
+        return self.weight_v.reshape(-1, k).pow(2).sum(0).sqrt().view(1, 1, k)
 
     def weight(self) -> Tensor:
-        return self.weight_v * (self.weight_g / self._norm_v())
+        """The effective conv weight `weight_g * weight_v / ||weight_v||`.
+
+        Without autograd (inference) it is computed once and reused until a parameter changes (in-place
+        updates bump `_version`; a new tensor changes `data_ptr`): it costs a pass over 4.7M weights per call.
+        """
+        if torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad):
+            self._cache = None
+            return self.weight_v * (self.weight_g / self._norm_v())
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in (self.weight_v, self.weight_g))
+        key += (torch.is_inference_mode_enabled(),)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, self.weight_v * (self.weight_g / self._norm_v()))
+        return self._cache[1]
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None  # .to() / .half() / .cuda(): drop a weight computed for the old tensors
+        return super()._apply(fn, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.conv1d(x.transpose(1, 2), self.weight(), self.bias, padding=self.kernel // 2, groups=self.groups)

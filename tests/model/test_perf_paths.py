@@ -1,0 +1,138 @@
+"""Each performance path gives the same numbers as the plain computation it replaces; runtime settings work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from w2v2cli.model import build_model, model_preset
+from w2v2cli.model.components import ConvPositionalEmbedding
+
+
+def _plain_weight(pc: ConvPositionalEmbedding) -> torch.Tensor:
+    """The reference formula: weight_g * weight_v / ||weight_v|| over dims (0, 1)."""
+    norm = torch.linalg.vector_norm(pc.weight_v, dim=(0, 1), keepdim=True)
+    return pc.weight_v * (pc.weight_g / norm)
+
+
+def test_pos_conv_fast_norm_matches_vector_norm():
+    torch.manual_seed(0)
+    pc = ConvPositionalEmbedding(96, 16, 4)
+    with torch.no_grad():
+        pc.weight_g.uniform_(0.5, 2.0)
+    ref = torch.linalg.vector_norm(pc.weight_v, dim=(0, 1), keepdim=True)
+    assert pc._norm_v().shape == ref.shape == (1, 1, 16)
+    torch.testing.assert_close(pc._norm_v(), ref, rtol=1e-6, atol=0)
+    w = pc.weight()  # grad enabled: the differentiable path
+    assert w.requires_grad
+    torch.testing.assert_close(w, _plain_weight(pc), rtol=1e-6, atol=0)
+
+
+def test_pos_conv_weight_cache_inference_and_invalidation():
+    torch.manual_seed(0)
+    pc = ConvPositionalEmbedding(64, 8, 4).eval()
+    with torch.no_grad():
+        w1 = pc.weight()
+        w2 = pc.weight()
+    assert w1 is w2  # cached while nothing changed
+    torch.testing.assert_close(w1, _plain_weight(pc), rtol=1e-6, atol=0)
+    # an optimizer-like in-place update bumps the version: the cache must not serve the old weight
+    with torch.no_grad():
+        pc.weight_v.mul_(1.5).add_(0.01)
+        pc.weight_g.add_(0.25)
+        w3 = pc.weight()
+    assert w3 is not w1
+    torch.testing.assert_close(w3, _plain_weight(pc), rtol=1e-6, atol=0)
+    # load_state_dict copies in place: same rule
+    other = ConvPositionalEmbedding(64, 8, 4)
+    pc.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        w4 = pc.weight()
+    torch.testing.assert_close(w4, _plain_weight(other), rtol=1e-6, atol=0)
+    # a dtype change drops the cache
+    pc.double()
+    with torch.no_grad():
+        assert pc.weight().dtype == torch.float64
+
+
+def test_pos_conv_training_path_has_gradients_and_no_stale_cache():
+    torch.manual_seed(0)
+    pc = ConvPositionalEmbedding(32, 8, 4)
+    x = torch.randn(2, 20, 32)
+    with torch.no_grad():
+        pc(x)  # fills the cache
+    y = pc(x)
+    y.square().sum().backward()
+    assert pc.weight_v.grad is not None and pc.weight_g.grad is not None
+    assert float(pc.weight_g.grad.abs().sum()) > 0
+    # the gradient equals that of the plain formula
+    ref = ConvPositionalEmbedding(32, 8, 4)
+    ref.load_state_dict(pc.state_dict())
+    w = _plain_weight(ref)
+    yr = torch.nn.functional.conv1d(x.transpose(1, 2), w, ref.bias, padding=4, groups=4)[:, :, :-1]
+    torch.nn.functional.gelu(yr).transpose(1, 2).square().sum().backward()
+    # float32 sums in a different order: equal to 1e-5 of the gradient's scale
+    for ours, plain in ((pc.weight_v.grad, ref.weight_v.grad), (pc.weight_g.grad, ref.weight_g.grad)):
+        scale = float(plain.abs().max())
+        assert scale > 0
+        torch.testing.assert_close(ours, plain, rtol=0, atol=1e-5 * scale)
+
+
+def test_ctc_inference_identical_with_and_without_autograd():
+    """The cached (no-grad) path and the autograd path give bit-identical logits, call after call."""
+    torch.manual_seed(0)
+    model = build_model(model_preset("tiny", vocab_size=12), "ctc").eval()
+    x = torch.randn(2, 8000)
+    lengths = torch.tensor([8000, 6000])
+    logits_grad, _ = model(x, lengths)
+    with torch.inference_mode():
+        a, _ = model(x, lengths)
+        b, _ = model(x, lengths)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a, logits_grad.detach(), rtol=0, atol=1e-6)
+
+
+_PROBE = r"""
+import json, resource, sys, torch
+from w2v2cli.runtime import configure_runtime
+s = configure_runtime()
+again = configure_runtime()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+n = 16 * 1024 * 1024  # 64 MiB of float32
+t = torch.ones(n); del t
+counts = []
+for _ in range(6):  # the fewest of several tries: the host's memory reclaim (e.g. DAMON) may page some out
+    before = faults()
+    t = torch.ones(n); del t
+    counts.append(faults() - before)
+print(json.dumps({"keep": s.malloc_keep_memory, "reason": s.reason, "same": again is s,
+                  "faults": min(counts)}))
+"""
+
+
+def _probe(env_extra: dict[str, str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "W2V2_MALLOC_KEEP")}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_runtime_malloc_keep_memory_stops_refaulting():
+    kept = _probe({})
+    assert kept["keep"] is True and kept["reason"] == "applied" and kept["same"] is True
+    # a 64 MiB block freed and asked for again comes back without touching the kernel: (almost) no page faults
+    assert kept["faults"] < 1000, kept
+    off = _probe({"W2V2_MALLOC_KEEP": "0"})
+    assert off["keep"] is False and "W2V2_MALLOC_KEEP" in off["reason"]
+    # glibc's default gives the block back (mmap/munmap): every 4 KiB page faults again
+    assert off["faults"] > 10000, off
+
+
+def test_runtime_respects_user_glibc_tunables():
+    user = _probe({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"})
+    assert user["keep"] is False and "GLIBC_TUNABLES" in user["reason"]
