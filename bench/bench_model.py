@@ -1,26 +1,39 @@
 #!/usr/bin/env python3
-"""Our wav2vec 2.0 vs transformers: forward and forward+backward time and peak memory, same weights, same batch.
+"""Our wav2vec 2.0 vs transformers (and torchaudio for inference): step time, audio s/s and peak memory,
+same weights, same batch, interleaved.
 
     python bench/bench_model.py                      # BASE, 4 x 5 s, all workloads, 5 interleaved repeats
     python bench/bench_model.py --quick              # tiny model, seconds: proves the script works
-    python bench/bench_model.py --batch 2 --seconds 15 --workloads pretrain --repeats 3 --device cuda
+    python bench/bench_model.py --batch 2 --seconds 15 --workloads pretrain --repeats 3
+    python bench/bench_model.py --device cuda --amp bf16 --workloads pretrain --batch 16 --seconds 5.47
 
-Workloads (each run for both contenders, alternating, after one warm-up each):
-- ctc-infer: CTC model, eval mode, no autograd (audio seconds per wall second).
-- ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward.
-- pretrain:  pretraining model, train mode, one fixed mask and one fixed set of negatives shared by both,
-             forward + loss + backward.
-Peak memory: on CUDA `max_memory_allocated` per step; on CPU the process's peak RSS during each step (reset
-before it through /proc/self/clear_refs; both models are resident, so compare the "step rise": peak minus the
-RSS just before the step). Where the peak cannot be reset, each contender runs in a child process instead.
-transformers runs as users run it (default attention implementation, its own masking code path when given the
-mask). Prints a table of medians and ratios (>1 = we are faster / smaller).
+Every contender runs in its own worker process (built from the same seed, so the weights are identical), so
+each has its own allocator settings and its own peak RSS. The parent asks the workers for one step at a time,
+round-robin, so all see the same machine state (interleaved), and only one runs at any moment.
+Contenders:
+- w2v2:                ours, as `w2v2` runs itself (w2v2cli.runtime.configure_runtime: glibc keeps freed memory).
+- w2v2-default-malloc: ours without the runtime settings (shows what they are worth; off unless asked).
+- w2v2-compile:        ours through torch.compile (opt-in; the compile time is paid in the warm-up step and
+                       reported separately as "build s").
+- transformers:        as users run it (default glibc malloc, default attention implementation).
+- transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
+- torchaudio, torchaudio+keep: `torchaudio.models.wav2vec2_base` + CTC head (ctc-infer only).
+Workloads:
+- ctc-infer: CTC model, eval mode, torch.inference_mode (audio seconds per wall second; RTF = 1 / that).
+- ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward + AdamW step.
+- pretrain:  pretraining model, train mode, one fixed mask and one fixed set of negatives shared by all,
+             forward + loss + backward + AdamW step.
+Peak memory: CPU: the worker's peak RSS (VmHWM, reset before each step through /proc/self/clear_refs);
+CUDA: max_memory_allocated. Model FLOPs are counted analytically (forward; x3 for a training step) and
+reported as TFLOP/s, and as a share of --peak-tflops when given (MFU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +49,8 @@ from w2v2cli.model import build_model, compute_span_mask, model_preset, sample_n
 from w2v2cli.model.losses import pretraining_loss  # noqa: E402
 
 WORKLOADS = ("ctc-infer", "ctc-train", "pretrain")
+CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "transformers", "transformers+keep", "torchaudio", "torchaudio+keep")
+DEFAULT_CONTENDERS = ("w2v2", "transformers", "transformers+keep")
 
 
 def make_inputs(cfg, batch: int, samples: int, device: str):
@@ -61,92 +76,155 @@ def make_inputs(cfg, batch: int, samples: int, device: str):
                 attn=to(attn), targets=to(targets), target_lengths=target_lengths)
 
 
-def build_contenders(cfg, workload: str, device: str, amp: str = "none", only: str | None = None):
-    """Returns {name: step_fn(inputs)} with identical weights on both sides (`only`: keep just that one,
-    the other model freed, for the memory measurement)."""
-    steps = _build_contenders(cfg, workload, device, only)
-    if amp == "none":
-        return steps
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
+def forward_flops(cfg, frames: int, batch: int) -> float:
+    """Multiply-adds x 2 of one forward pass over a padded batch of `frames` output frames: conv encoder,
+    projection, positional conv, transformer (linear layers and attention scores/values)."""
+    total = 0.0
+    # walk the conv stack from the output back to the samples it needs
+    out_frames = []
+    t = frames
+    for _, k, s in reversed(cfg.conv_layers):
+        out_frames.append(t)
+        t = (t - 1) * s + k
+    out_frames.reverse()
+    cin = 1
+    for (cout, k, _), f in zip(cfg.conv_layers, out_frames):
+        total += 2.0 * cin * cout * k * f
+        cin = cout
+    d, ffn, n = cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_layers
+    total += 2.0 * cfg.conv_dim * d * frames
+    total += 2.0 * d * (d // cfg.conv_pos_groups) * cfg.conv_pos * frames
+    total += n * frames * (2.0 * (4 * d * d + 2 * d * ffn) + 4.0 * frames * d)
+    return total * batch
 
-    def wrap(fn):
-        def step(x):
-            with torch.autocast(device_type, dtype=dtype):
-                return fn(x)
-        return step
 
-    return {name: wrap(fn) for name, fn in steps.items()}
+# --------------------------------------------------------------------------------------------------- workers
 
 
-def _build_contenders(cfg, workload: str, device: str, only: str | None = None):
-    import transformers
+def _ta_state_dict(ours_sd: dict) -> dict:
+    """Our CTC state dict in torchaudio's wav2vec2_model naming."""
+    rules = [
+        (r"wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.conv\.(\w+)", r"feature_extractor.conv_layers.\1.conv.\2"),
+        (r"wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.norm\.(\w+)",
+         r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+        (r"wav2vec2\.feature_projection\.norm\.(\w+)", r"encoder.feature_projection.layer_norm.\1"),
+        (r"wav2vec2\.feature_projection\.linear\.(\w+)", r"encoder.feature_projection.projection.\1"),
+        (r"wav2vec2\.encoder\.pos_conv\.weight_g", r"encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original0"),
+        (r"wav2vec2\.encoder\.pos_conv\.weight_v", r"encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original1"),
+        (r"wav2vec2\.encoder\.pos_conv\.bias", r"encoder.transformer.pos_conv_embed.conv.bias"),
+        (r"wav2vec2\.encoder\.norm\.(\w+)", r"encoder.transformer.layer_norm.\1"),
+        (r"wav2vec2\.encoder\.layers\.(\d+)\.attention\.(\w+)\.(\w+)", r"encoder.transformer.layers.\1.attention.\2.\3"),
+        (r"wav2vec2\.encoder\.layers\.(\d+)\.attention_norm\.(\w+)", r"encoder.transformer.layers.\1.layer_norm.\2"),
+        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn\.fc1\.(\w+)",
+         r"encoder.transformer.layers.\1.feed_forward.intermediate_dense.\2"),
+        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn\.fc2\.(\w+)", r"encoder.transformer.layers.\1.feed_forward.output_dense.\2"),
+        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn_norm\.(\w+)", r"encoder.transformer.layers.\1.final_layer_norm.\2"),
+        (r"lm_head\.(\w+)", r"aux.\1"),
+    ]
+    out = {}
+    for key, value in ours_sd.items():
+        if key == "wav2vec2.mask_embedding":
+            continue
+        for pattern, repl in rules:
+            if re.fullmatch(pattern, key):
+                out[re.sub(pattern, repl, key)] = value
+                break
+        else:
+            raise KeyError(f"no torchaudio name for {key}")
+    return out
 
-    transformers.logging.set_verbosity_error()
+
+def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False):
+    """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
-    arch = "Wav2Vec2ForPreTraining" if kind == "pretrain" else "Wav2Vec2ForCTC"
     torch.manual_seed(0)
     ours = build_model(cfg, kind)
-    hf_cfg = transformers.Wav2Vec2Config(**config_to_hf(cfg, None, arch))
-    hf_cls = transformers.Wav2Vec2ForPreTraining if kind == "pretrain" else transformers.Wav2Vec2ForCTC
-    hf = hf_cls(hf_cfg)
-    hf.load_state_dict(state_dict_to_hf(ours.state_dict(), cfg), strict=True)
-    if only == "w2v2":
-        hf = None
-    elif only == "transformers":
-        ours = None
-    if ours is not None:
-        ours.to(device)
-        ours.train(workload != "ctc-infer")
-    if hf is not None:
-        hf.to(device)
-        hf.train(workload != "ctc-infer")
-    params = lambda m: m.parameters() if m is not None else [torch.zeros(1, requires_grad=True)]  # noqa: E731
-    opt_ours = torch.optim.SGD(params(ours), lr=0.0)  # zero_grad bookkeeping like a real step
-    opt_hf = torch.optim.SGD(params(hf), lr=0.0)
+    if impl == "w2v2":
+        model = ours
+    elif impl == "transformers":
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        arch = "Wav2Vec2ForPreTraining" if kind == "pretrain" else "Wav2Vec2ForCTC"
+        hf_cfg = transformers.Wav2Vec2Config(**config_to_hf(cfg, None, arch))
+        cls = transformers.Wav2Vec2ForPreTraining if kind == "pretrain" else transformers.Wav2Vec2ForCTC
+        model = cls(hf_cfg)
+        model.load_state_dict(state_dict_to_hf(ours.state_dict(), cfg), strict=True)
+    elif impl == "torchaudio":
+        import torchaudio
+
+        if kind != "ctc":
+            raise ValueError("torchaudio has no pretraining model")
+        model = torchaudio.models.wav2vec2_model(
+            extractor_mode=cfg.extractor_mode, extractor_conv_layer_config=cfg.conv_layers,
+            extractor_conv_bias=cfg.conv_bias, encoder_embed_dim=cfg.encoder_embed_dim,
+            encoder_projection_dropout=cfg.dropout_input, encoder_pos_conv_kernel=cfg.conv_pos,
+            encoder_pos_conv_groups=cfg.conv_pos_groups, encoder_num_layers=cfg.encoder_layers,
+            encoder_num_heads=cfg.encoder_attention_heads, encoder_attention_dropout=cfg.attention_dropout,
+            encoder_ff_interm_features=cfg.encoder_ffn_embed_dim, encoder_ff_interm_dropout=cfg.activation_dropout,
+            encoder_dropout=cfg.dropout, encoder_layer_norm_first=cfg.layer_norm_first,
+            encoder_layer_drop=cfg.layerdrop, aux_num_out=cfg.vocab_size)
+        model.load_state_dict(_ta_state_dict(ours.state_dict()), strict=True)
+    else:
+        raise ValueError(impl)
+    if model is not ours:
+        del ours
+    model.to(device).train(workload != "ctc-infer")
+    if compile:
+        model = torch.compile(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6) if workload != "ctc-infer" else None
+    autocast = None
+    if amp != "none":
+        autocast = (("cuda" if device.startswith("cuda") else "cpu"), torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    def ctx():
+        return torch.autocast(autocast[0], dtype=autocast[1]) if autocast else _Null()
+
+    mask_hf = lambda x: x["attn"] if cfg.extractor_mode == "layer_norm" else None  # noqa: E731 (as HF users run BASE)
 
     if workload == "ctc-infer":
-        def ours_step(x):
-            with torch.inference_mode():
-                return ours(x["w"], x["lengths"])[0]
-
-        def hf_step(x):
-            with torch.inference_mode():
-                return hf(x["w"], attention_mask=x["attn"] if cfg.extractor_mode == "layer_norm" else None).logits
+        def step(x):
+            with torch.inference_mode(), ctx():
+                if impl == "w2v2":
+                    return model(x["w"], x["lengths"])[0]
+                if impl == "transformers":
+                    return model(x["w"], attention_mask=mask_hf(x)).logits
+                return model(x["w"], x["lengths"].to(x["w"].device))[0]
     elif workload == "ctc-train":
-        def ours_step(x):
-            opt_ours.zero_grad(set_to_none=True)
-            logits, frames = ours(x["w"], x["lengths"])
-            lp = logits.float().log_softmax(-1).transpose(0, 1)
-            loss = torch.nn.functional.ctc_loss(lp, x["targets"], frames.cpu(), x["target_lengths"],
-                                                reduction="sum", zero_infinity=True)
+        def step(x):
+            opt.zero_grad(set_to_none=True)
+            with ctx():
+                if impl == "w2v2":
+                    logits, frames = model(x["w"], x["lengths"])
+                    lp = logits.float().log_softmax(-1).transpose(0, 1)
+                    loss = torch.nn.functional.ctc_loss(lp, x["targets"], frames.cpu(), x["target_lengths"],
+                                                        reduction="sum", zero_infinity=True)
+                else:
+                    loss = model(x["w"], attention_mask=mask_hf(x), labels=x["targets"]).loss
             loss.backward()
-
-        def hf_step(x):
-            opt_hf.zero_grad(set_to_none=True)
-            attn = x["attn"] if cfg.extractor_mode == "layer_norm" else None  # as transformers users run BASE
-            out = hf(x["w"], attention_mask=attn, labels=x["targets"])
-            out.loss.backward()
+            opt.step()
     else:
-        def ours_step(x):
-            opt_ours.zero_grad(set_to_none=True)
-            out = ours(x["w"], x["lengths"], mask_time=x["mask"], negative_indices=x["neg"], temperature=2.0)
-            loss, n, _ = pretraining_loss(out)
+        def step(x):
+            opt.zero_grad(set_to_none=True)
+            with ctx():
+                if impl == "w2v2":
+                    out = model(x["w"], x["lengths"], mask_time=x["mask"], negative_indices=x["neg"], temperature=2.0)
+                    loss = pretraining_loss(out)[0]
+                else:
+                    model.set_gumbel_temperature(2.0)
+                    loss = model(x["w"], attention_mask=x["attn"], mask_time_indices=x["mask"],
+                                 sampled_negative_indices=x["hf_neg"]).loss
             loss.backward()
-
-        def hf_step(x):
-            opt_hf.zero_grad(set_to_none=True)
-            hf.set_gumbel_temperature(2.0)
-            out = hf(x["w"], attention_mask=x["attn"], mask_time_indices=x["mask"],
-                     sampled_negative_indices=x["hf_neg"])
-            out.loss.backward()
-    steps = {"w2v2": ours_step, "transformers": hf_step}
-    return {only: steps[only]} if only else steps
+            opt.step()
+    return step
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _status_kib(field: str) -> int:
@@ -154,11 +232,10 @@ def _status_kib(field: str) -> int:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
+    return 0
 
 
-def reset_peak_rss() -> bool:
-    """Resets this process's peak RSS (VmHWM) through /proc/self/clear_refs (Linux >= 4.0); False if refused."""
+def _reset_peak_rss() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -167,17 +244,101 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def child_peak_rss(args, workload: str, name: str) -> tuple[float, float]:
-    """Fallback where the peak cannot be reset: (peak RSS, rise during the steps), GiB, of a fresh process that
-    builds `name` and runs two `workload` steps. VmHWM, not ru_maxrss: the latter survives fork + exec and would
-    report the parent's peak."""
-    cmd = [sys.executable, __file__, "--_child", f"{workload}:{name}"] + _forward_args(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child {name}/{workload} failed: {proc.stderr[-2000:]}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    gib = 1024 ** 2
-    return report["peak_kib"] / gib, (report["peak_kib"] - report["before_kib"]) / gib
+def worker_main(args, contender: str) -> int:
+    """Serves commands on stdin for one contender: `build WORKLOAD` (build + one warm-up step), `step` (timed),
+    `save PATH` (the last output's first row, for the cross-check), `quit`. One JSON line answers each."""
+    impl = contender.split("+")[0].replace("-default-malloc", "").replace("-compile", "")
+    if contender in ("w2v2", "w2v2-compile"):
+        from w2v2cli.runtime import configure_runtime
+
+        configure_runtime(threads=args.threads or None)
+    elif contender.endswith("+keep"):
+        from w2v2cli.runtime import malloc_keep_memory
+
+        malloc_keep_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import gc
+
+    cfg = _config(args)
+    inputs = make_inputs(cfg, args.batch, int(args.seconds * 16000), args.device)
+    cuda = args.device.startswith("cuda")
+    step = out = None
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "quit":
+            break
+        if cmd[0] == "build":
+            step = out = None
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+            t0 = time.perf_counter()
+            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"))
+            out = step(inputs)  # warm-up (and compilation)
+            print(json.dumps({"built": cmd[1], "build_s": time.perf_counter() - t0}), flush=True)
+            continue
+        if cmd[0] == "save":
+            torch.save(out[0].float().cpu() if out is not None else None, cmd[1])
+            print(json.dumps({"saved": cmd[1]}), flush=True)
+            continue
+        can_reset = (not cuda) and _reset_peak_rss()
+        before = _status_kib("VmRSS")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = step(inputs)
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        if cuda:
+            peak = torch.cuda.max_memory_allocated() / 1024 ** 3
+            rise = None
+        else:
+            hwm = _status_kib("VmHWM")
+            peak = hwm / 1024 ** 2 if can_reset else None
+            rise = (hwm - before) / 1024 ** 2 if can_reset else None
+        print(json.dumps({"t": dt, "peak_gb": peak, "rise_gb": rise}), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- parent
+
+
+class Worker:
+    def __init__(self, args, contender: str):
+        cmd = [sys.executable, os.path.abspath(__file__), "--_worker", contender] + _forward_args(args)
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.name = contender
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def ask(self, line: str | None = None) -> dict:
+        if line is not None:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            rc = self.proc.wait()
+            raise RuntimeError(f"worker {self.name} exited with status {rc}")
+        return json.loads(reply)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            self.proc.wait(timeout=60)
+
+
+def _config(args):
+    return model_preset(args.preset, vocab_size=32, num_negatives=args.negatives)
 
 
 def _forward_args(args) -> list[str]:
@@ -188,122 +349,134 @@ def _forward_args(args) -> list[str]:
     return out
 
 
+def run_workload(args, workload: str, pool: list[Worker], tmp: Path) -> dict:
+    cfg = _config(args)
+    inputs = make_inputs(cfg, args.batch, int(args.seconds * 16000), "cpu")
+    audio_s = float(inputs["lengths"].sum()) / 16000
+    frames = int(inputs["frames"].max())
+    flops = forward_flops(cfg, frames, args.batch) * (1 if workload == "ctc-infer" else 3)
+    workers = [w for w in pool if not (w.name.startswith("torchaudio") and workload != "ctc-infer")]
+    build_s = {}
+    for w in workers:  # one at a time: a worker building its model must not slow another's steps
+        build_s[w.name] = w.ask(f"build {workload}")["build_s"]
+    if workload == "ctc-infer":
+        ref = None
+        for w in workers:
+            path = tmp / f"{w.name}.pt"
+            w.ask(f"save {path}")
+            out = torch.load(path)
+            if ref is None:
+                ref = out
+            else:
+                diff = (out - ref).abs().max().item()
+                print(f"  ctc-infer: max |logit difference| {w.name} vs {workers[0].name}: {diff:.2e}", flush=True)
+    times = {w.name: [] for w in workers}
+    peaks: dict[str, float | None] = {w.name: None for w in workers}
+    rises: dict[str, float | None] = {w.name: None for w in workers}
+    for r in range(args.repeats):
+        order = workers if r % 2 == 0 else list(reversed(workers))  # alternate who goes first
+        for w in order:
+            rep = w.ask("step")
+            times[w.name].append(rep["t"])
+            for store, key in ((peaks, "peak_gb"), (rises, "rise_gb")):
+                if rep[key] is not None:
+                    store[w.name] = max(store[w.name] or 0.0, rep[key])
+    row = {"workload": workload, "audio_s": audio_s, "flops": flops, "results": {}}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        row["results"][name] = {"median_s": med, "audio_s_per_s": audio_s / med, "tflops": flops / med / 1e12,
+                                "peak_gb": peaks[name], "rise_gb": rises[name], "times": ts,
+                                "build_s": build_s[name]}
+    return row
+
+
+def format_table(rows: list[dict], device: str, peak_tflops: float | None) -> str:
+    mem = "peak RSS GB" if device == "cpu" else "peak CUDA alloc GB"
+    head = f"| workload | contender | s/step | audio s/s | RTF | speed vs w2v2 | {mem} | model TFLOP/s | build+warm-up s |"
+    sep = "|---|---|---|---|---|---|---|---|---|"
+    if peak_tflops:
+        head += " MFU |"
+        sep += "---|"
+    lines = [head, sep]
+    for row in rows:
+        res = row["results"]
+        base = res.get("w2v2") or next(iter(res.values()))
+        for name, r in res.items():
+            ratio = base["audio_s_per_s"] / r["audio_s_per_s"]
+            peak = "-" if r["peak_gb"] is None else f"{r['peak_gb']:.2f}"
+            line = (f"| {row['workload']} | {name} | {r['median_s']:.3f} | {r['audio_s_per_s']:.2f} | "
+                    f"{1 / r['audio_s_per_s']:.3f} | {'1.00x (ref)' if r is base else f'w2v2 {ratio:.2f}x'} | "
+                    f"{peak} | {r['tflops']:.3f} | {r['build_s']:.1f} |")
+            if peak_tflops:
+                line += f" {100 * r['tflops'] / peak_tflops:.1f}% |"
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny model, 1 x 2 s, 2 repeats")
+    p.add_argument("--quick", action="store_true", help="tiny model, 1 x 2 s, 2 repeats, 1 thread")
     p.add_argument("--preset", default="base")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--negatives", type=int, default=100)
     p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
+                   help=f"comma-separated, from {', '.join(CONTENDERS)} (torchaudio: ctc-infer only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0 = torch's default)")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
-                   help="autocast both contenders (GPU; bf16 on a CPU without bf16 units is ~30x slower)")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+                   help="autocast every contender (GPU; bf16 on a CPU without bf16 units is ~30x slower)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's dense peak for the dtype used, to report MFU (H100 SXM bf16: 989)")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--_child", help=argparse.SUPPRESS)
+    p.add_argument("--_worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
         args.preset, args.batch, args.seconds, args.repeats, args.negatives = "tiny", 1, 2.0, 2, 20
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = model_preset(args.preset, vocab_size=32, num_negatives=args.negatives)
-    samples = int(args.seconds * 16000)
-    inputs = make_inputs(cfg, args.batch, samples, args.device)
-    audio_s = float(inputs["lengths"].sum()) / 16000
-
-    if args._child:
-        workload, name = args._child.split(":")
-        import gc
-
-        step = build_contenders(cfg, workload, args.device, args.amp, only=name)[name]
-        gc.collect()
-        before = _status_kib("VmHWM")
-        for _ in range(2):
-            step(inputs)
-        print(json.dumps({"before_kib": before, "peak_kib": _status_kib("VmHWM")}))
-        return 0
-
+        args.threads = args.threads or 1  # small ops: one thread is robust on a busy machine
+    if args._worker:
+        return worker_main(args, args._worker)
     workloads = [w for w in args.workloads.split(",") if w]
+    contenders = [c for c in args.contenders.split(",") if c]
     for w in workloads:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
-    print(f"device {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, preset {args.preset}, "
-          f"batch {args.batch} x {args.seconds:g} s ({audio_s:.1f} audio s), negatives {args.negatives}, "
-          f"repeats {args.repeats}, autocast {args.amp}", flush=True)
-    results = []
-    for workload in workloads:
-        steps = build_contenders(cfg, workload, args.device, args.amp)
-        times: dict[str, list[float]] = {n: [] for n in steps}
-        peaks: dict[str, float] = {}
-        rises: dict[str, float] = {}
-        outs = {name: step(inputs) for name, step in steps.items()}  # warm-up
-        if workload == "ctc-infer":  # same weights, same audio: the full-length utterance must agree
-            diff = (outs["w2v2"][0].float() - outs["transformers"][0].float()).abs().max().item()
-            print(f"ctc-infer: max |logit difference| on utterance 0: {diff:.2e}", flush=True)
-        del outs
-        cpu_mem = args.device == "cpu" and not args.no_memory
-        in_process = cpu_mem and reset_peak_rss()
-        for _ in range(args.repeats):
-            for name, step in steps.items():  # interleaved: both see the same machine state
-                if args.device.startswith("cuda"):
-                    torch.cuda.reset_peak_memory_stats()
-                if in_process:
-                    reset_peak_rss()
-                    rss_before = _status_kib("VmRSS")
-                sync(args.device)
-                t0 = time.perf_counter()
-                step(inputs)
-                sync(args.device)
-                times[name].append(time.perf_counter() - t0)
-                if args.device.startswith("cuda"):
-                    peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated() / 1024 ** 3)
-                if in_process:
-                    hwm = _status_kib("VmHWM")
-                    peaks[name] = max(peaks.get(name, 0.0), hwm / 1024 ** 2)
-                    rises[name] = max(rises.get(name, 0.0), (hwm - rss_before) / 1024 ** 2)
-        del steps
-        if cpu_mem and not in_process:
-            for name in times:
-                peaks[name], rises[name] = child_peak_rss(args, workload, name)
-        row = {"workload": workload}
-        for name, ts in times.items():
-            med = statistics.median(ts)
-            row[name] = {"median_s": med, "audio_s_per_s": audio_s / med, "peak_gb": peaks.get(name),
-                         "step_rise_gb": rises.get(name)}
-        row["speedup"] = row["transformers"]["median_s"] / row["w2v2"]["median_s"]
-        if peaks:
-            row["memory_ratio"] = peaks["transformers"] / peaks["w2v2"]
-        results.append(row)
-        print(_format_row(row), flush=True)
-    print("\n" + _table(results, "peak RSS" if args.device == "cpu" else "peak CUDA alloc"))
+    for c in contenders:
+        if c not in CONTENDERS:
+            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)}")
+    import platform
+    import tempfile
+
+    import transformers
+
+    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
+    print(f"device {args.device} ({dev}), torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"threads {args.threads or torch.get_num_threads()}, preset {args.preset}, batch {args.batch} x "
+          f"{args.seconds:g} s, negatives {args.negatives}, repeats {args.repeats}, autocast {args.amp}, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    pool: list[Worker] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for name in contenders:
+                pool.append(Worker(args, name))
+            for w in pool:
+                w.ask()  # ready
+            for workload in workloads:
+                row = run_workload(args, workload, pool, Path(tmp))
+                rows.append(row)
+                print(f"{workload}: " + ", ".join(f"{n} {r['audio_s_per_s']:.2f} audio s/s"
+                                                for n, r in row["results"].items()), flush=True)
+        finally:
+            for w in pool:
+                w.close()
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}\n")
+    print(format_table(rows, args.device, args.peak_tflops))
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                        indent=1))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
     return 0
-
-
-def _format_row(row) -> str:
-    o, h = row["w2v2"], row["transformers"]
-    return (f"{row['workload']}: w2v2 {o['median_s']:.3f} s ({o['audio_s_per_s']:.2f} audio s/s), "
-            f"transformers {h['median_s']:.3f} s ({h['audio_s_per_s']:.2f} audio s/s), speedup {row['speedup']:.2f}x")
-
-
-def _table(results, mem_label: str) -> str:
-    lines = [f"| workload | w2v2 s/step | transformers s/step | w2v2 audio s/s | transformers audio s/s | speedup | "
-             f"w2v2 {mem_label} GB | transformers {mem_label} GB | memory ratio | w2v2 / transformers step rise GB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        o, h = r["w2v2"], r["transformers"]
-        mem = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        ratio = f"{r['memory_ratio']:.2f}x" if "memory_ratio" in r else "-"
-        lines.append(f"| {r['workload']} | {o['median_s']:.3f} | {h['median_s']:.3f} | {o['audio_s_per_s']:.2f} | "
-                     f"{h['audio_s_per_s']:.2f} | {r['speedup']:.2f}x | {mem(o['peak_gb'])} | {mem(h['peak_gb'])} | "
-                     f"{ratio} | {mem(o.get('step_rise_gb'))} / {mem(h.get('step_rise_gb'))} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
