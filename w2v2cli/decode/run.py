@@ -28,6 +28,7 @@ from w2v2cli.decode.ctc import BeamConfig, BeamSearchDecoder, Hypothesis, greedy
 from w2v2cli.decode.timestamps import forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
 from w2v2cli.errors import ConfigError, DataError
+from w2v2cli.runtime import configure_runtime
 
 SAMPLE_RATE = 16000
 
@@ -243,6 +244,7 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
 
     cfg = cfg or DecodeConfig()
     _check_config(cfg)
+    configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = _references(manifest_path)
     from w2v2cli.checkpoint.io import load_model_any
@@ -273,6 +275,7 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     `align.jsonl` (words with start/end/confidence) and `align.ctm`."""
     cfg = cfg or DecodeConfig()
     _check_config(cfg)
+    configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = _references(manifest_path)
     if refs is None:

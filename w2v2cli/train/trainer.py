@@ -68,6 +68,9 @@ class TrainResult:
 def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str | None = None,
           valid: Sequence[str] | None = None, console: Console | None = None) -> TrainResult:
     """Runs training to `optim.max_updates` (or a stop condition); see the module docstring."""
+    from w2v2cli.runtime import configure_runtime
+
+    configure_runtime()  # keep freed activation memory mapped (glibc), flush denormals: see w2v2cli/runtime.py
     return Trainer(cfg, task, Path(out_dir), resume, list(valid or cfg.data.valid), console).run()
 
 
