@@ -55,6 +55,11 @@ def _losses(run: Path) -> dict[int, float]:
     return out
 
 
+def _valid_records(run: Path) -> dict[int, dict]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["update"]: r for r in records if r.get("split") == "valid"}
+
+
 def _last_update(run: Path) -> int:
     try:
         return max(_losses(run), default=0)
@@ -130,19 +135,28 @@ def test_sigterm_saves_exits_cleanly_and_resumes_exactly(few, reference, tmp_pat
 
 def test_torchrun_two_processes_match_one_with_update_freq_2(few, tmp_path):
     n = 6
+    # one validation utterance: with 2 ranks, one rank has no validation batch at all (this used to hang)
+    valid = tmp_path / "valid.tsv"
+    valid.write_text("\n".join(few.read_text().splitlines()[:2]) + "\n")
     single = tmp_path / "single"
-    one = subprocess.run(_cmd(few, single, "--max-updates", str(n), "--set", "optim.update_freq=2"), env=_env(),
-                         capture_output=True, text=True)
+    one = subprocess.run(_cmd(few, single, "--max-updates", str(n), "--set", "optim.update_freq=2",
+                              "--valid", str(valid)), env=_env(), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
     double = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "w2v2cli",
-           "pretrain", str(few), "--out", str(double), *FAST, "--max-updates", str(n)]
+           "pretrain", str(few), "--out", str(double), *FAST, "--max-updates", str(n), "--valid", str(valid)]
     two = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = _losses(single), _losses(double)
     assert sorted(a) == sorted(b) == list(range(1, n + 1))
     for u in a:
         assert b[u] == pytest.approx(a[u], rel=1e-4), (u, a[u], b[u])
+    # validation on 2 ranks sums to the same as on 1 process (the same single utterance, counted once)
+    va, vb = _valid_records(single), _valid_records(double)
+    assert sorted(va) == sorted(vb) and va, (va, vb)
+    for u in va:
+        assert vb[u]["loss"] == pytest.approx(va[u]["loss"], rel=1e-4)
+        assert vb[u]["num_masked"] == va[u]["num_masked"]
     # only rank 0 wrote: one record per update, one checkpoint directory per save
     assert len([1 for line in (double / "metrics.jsonl").read_text().splitlines()
                 if json.loads(line).get("split") == "train"]) == n

@@ -106,6 +106,17 @@ def all_reduce_sum(values: list[float], device: torch.device, info: DistInfo) ->
     return t.tolist()
 
 
+def all_reduce_sum_dict(values: dict[str, float], device: torch.device, info: DistInfo) -> dict[str, float]:
+    """Sums a dict of floats over ranks. Ranks may hold different keys (a rank that saw no validation batch holds
+    none): the key names are gathered first and a missing key counts as 0, so every rank reduces the same list."""
+    if not info.enabled:
+        return {k: float(v) for k, v in values.items()}
+    names: list[list[str]] = [[] for _ in range(info.world_size)]
+    dist.all_gather_object(names, sorted(values))
+    keys = sorted(set().union(*names))
+    return dict(zip(keys, all_reduce_sum([values.get(k, 0.0) for k in keys], device, info)))
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -342,8 +342,7 @@ class Trainer:
                     part = self.task.valid_step(model, batch)
                 for k, v in part.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
-        keys = sorted(sums)
-        sums = dict(zip(keys, D.all_reduce_sum([sums[k] for k in keys], self.device, self.info)))
+        sums = D.all_reduce_sum_dict(sums, self.device, self.info)  # a rank may have had no validation batch
         model.train()
         return self.task.valid_metrics(sums) if sums else {}
 
