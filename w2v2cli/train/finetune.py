@@ -442,6 +442,8 @@ def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str 
     if not manifests:
         raise DataError("no training manifest given", hint="w2v2 finetune TRAIN.tsv --valid VALID.tsv --init CKPT")
     init_spec = None if init is None or str(init).lower() == "none" else str(init)
+    if init_spec is None:
+        cfg = from_scratch_config(cfg, overrides, console)
     resume_path = find_resume_checkpoint(Path(out_dir), resume)
     init_w: InitWeights | None = None
     if resume_path is not None:
@@ -471,6 +473,24 @@ def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str 
     cfg = from_dict(TrainConfig, data, source="fine-tuning config")
     task = CTCTask(cfg, the_vocab, init=init_w, console=console, run_dir=out_dir, vocab_source=source)
     return cfg, task
+
+
+def from_scratch_config(cfg: TrainConfig, overrides: Sequence[str], console: Console) -> TrainConfig:
+    """`--init none`: the fine-tuning presets freeze the feature encoder (feature_grad_mult 0) and, for the first
+    `freeze_finetune_updates`, the transformer, because a pretrained model should keep what it learned. Without
+    pretraining those parts are random, and freezing them would train on fixed random features: the baseline that
+    shows what pretraining buys must train the whole model. Explicit --set values are kept."""
+    explicit = {text.split("=", 1)[0].strip() for text in overrides}
+    changes = []
+    if cfg.model.feature_grad_mult == 0 and "model.feature_grad_mult" not in explicit:
+        cfg = replace(cfg, model=replace(cfg.model, feature_grad_mult=1.0))
+        changes.append("model.feature_grad_mult=1.0")
+    if cfg.task.freeze_finetune_updates and "task.freeze_finetune_updates" not in explicit:
+        cfg = replace(cfg, task=replace(cfg.task, freeze_finetune_updates=0))
+        changes.append("task.freeze_finetune_updates=0")
+    if changes:
+        console.print(f"--init none: training every part of the model ({', '.join(changes)})", highlight=False)
+    return cfg
 
 
 def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
