@@ -53,6 +53,9 @@ fetch_debian() {
 fetch_pypi() {
   local pip_dir="$work/pip"
   mkdir -p "$pip_dir"
+  # pip builds the sdist's metadata in this environment (no build isolation: an isolated build env would fetch
+  # its own setuptools); that needs setuptools and wheel (bdist_wheel) here, which fresh venvs lack
+  python3 -m pip install -q setuptools wheel >&2 || return 1
   python3 -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$pip_dir" kenlm >&2 || return 1
   local archive
   archive="$(find "$pip_dir" -maxdepth 1 -name 'kenlm*' -type f | head -n 1)"
