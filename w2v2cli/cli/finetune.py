@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from w2v2cli.cli._train_summary import print_train_summary
 
 
 def finetune_cmd(
@@ -55,27 +56,16 @@ def finetune_cmd(
     result = finetune(train, out, init=init, config=config, overrides=set_ or [], valid=valid or [],
                       max_updates=max_updates, resume=resume, seed=seed, vocab=vocab, vocab_size=vocab_size,
                       spm_type=spm_type, console=console)
-    table = Table(title="fine-tuning", show_header=False)
-    table.add_row("stopped", f"{result.stopped} at update {result.update} (epoch {result.epoch})")
+    rows = []
     if "loss" in result.train_metrics:
-        table.add_row("train loss", f"{result.train_metrics['loss']:.4g}")
+        rows.append(("train loss", f"{result.train_metrics['loss']:.4g}"))
     v = result.valid_metrics
     if v:
-        table.add_row("valid loss", f"{v['loss']:.4g}")
-        table.add_row("valid WER", f"{100 * v['wer']:.2f} %")
-        table.add_row("valid CER", f"{100 * v['cer']:.2f} %")
+        rows += [("valid loss", f"{v['loss']:.4g}"), ("valid WER", f"{100 * v['wer']:.2f} %"),
+                 ("valid CER", f"{100 * v['cer']:.2f} %")]
         if v.get("empty_frac", 0) >= 0.9:
-            table.add_row("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)")
-    if result.skipped_utterances:
-        table.add_row("skipped utterances", str(result.skipped_utterances))
-    table.add_row("checkpoint", str(result.last_checkpoint))
-    if result.best_checkpoint:
-        table.add_row("best (by WER)", str(result.best_checkpoint))
-    table.add_row("metrics", str(out / "metrics.jsonl"))
-    Console().print(table)
-    if result.stopped in ("SIGTERM", "SIGINT"):
-        console.print(f"[yellow]stopped by {result.stopped}[/]: checkpoint saved; continue with --resume auto")
-
+            rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
+    print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
 
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_cmd)

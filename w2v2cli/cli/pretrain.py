@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from w2v2cli.cli._train_summary import print_train_summary
 
 
 def pretrain_cmd(
@@ -39,26 +40,11 @@ def pretrain_cmd(
     console = Console(stderr=True)
     result = pretrain(train, out, config=config, overrides=set_ or [], valid=valid or [], max_updates=max_updates,
                       resume=resume, seed=seed, console=console)
-    table = Table(title="pretraining", show_header=False)
-    table.add_row("stopped", f"{result.stopped} at update {result.update} (epoch {result.epoch})")
-    m = result.train_metrics
-    for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s"):
-        if key in m:
-            table.add_row(f"train {key}", f"{m[key]:.4g}")
-    if result.valid_metrics:
-        for key in ("loss", "accuracy"):
-            if key in result.valid_metrics:
-                table.add_row(f"valid {key}", f"{result.valid_metrics[key]:.4g}")
-    if result.skipped_utterances:
-        table.add_row("skipped utterances", str(result.skipped_utterances))
-    table.add_row("checkpoint", str(result.last_checkpoint))
-    if result.best_checkpoint:
-        table.add_row("best", str(result.best_checkpoint))
-    table.add_row("metrics", str(out / "metrics.jsonl"))
-    Console().print(table)
-    if result.stopped in ("SIGTERM", "SIGINT"):
-        console.print(f"[yellow]stopped by {result.stopped}[/]: checkpoint saved; continue with --resume auto")
-
+    m, v = result.train_metrics, result.valid_metrics
+    rows = [(f"train {key}", f"{m[key]:.4g}")
+            for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s") if key in m]
+    rows += [(f"valid {key}", f"{v[key]:.4g}") for key in ("loss", "accuracy") if key in (v or {})]
+    print_train_summary("pretraining", result, out, rows, "best", console)
 
 def register(app: typer.Typer) -> None:
     app.command("pretrain")(pretrain_cmd)
