@@ -181,16 +181,23 @@ def padded_batch(seed: int = 0, lengths=(16000, 11000)):
     return wave, torch.tensor(lengths)
 
 
-def hf_hidden(hf_encoder, wave, lengths):
-    mask = (torch.arange(wave.shape[1])[None] < lengths[:, None]).long()
+def _each_alone(fn, wave, lengths):
+    """fn run on each utterance alone at its own length, the outputs zero-padded back into one batch: the
+    reference for our eval mode, which gives every utterance of a padded batch its unbatched result."""
     with torch.no_grad():
-        return hf_encoder(wave, attention_mask=mask).last_hidden_state
+        outs = [fn(wave[i:i + 1, :n])[0] for i, n in enumerate(lengths.tolist())]
+    batch = outs[0].new_zeros((len(outs), max(o.shape[0] for o in outs)) + tuple(outs[0].shape[1:]))
+    for i, o in enumerate(outs):
+        batch[i, :o.shape[0]] = o
+    return batch
+
+
+def hf_hidden(hf_encoder, wave, lengths):
+    return _each_alone(lambda w: hf_encoder(w).last_hidden_state, wave, lengths)
 
 
 def hf_ctc_logits(hf_ctc, wave, lengths):
-    mask = (torch.arange(wave.shape[1])[None] < lengths[:, None]).long()
-    with torch.no_grad():
-        return hf_ctc(wave, attention_mask=mask).logits
+    return _each_alone(lambda w: hf_ctc(w).logits, wave, lengths)
 
 
 def run_cli(*args) -> tuple[int, str]:

@@ -87,8 +87,21 @@ def test_ctc_logits_and_hidden_states_match_transformers(family, tmp_path, audio
     assert logits.abs().max() > 0.1
 
 
+def hf_each_alone(hf, w, lengths) -> list[torch.Tensor]:
+    """transformers' logits for each utterance of a padded batch, run alone at its own length."""
+    return [hf(w[i:i + 1, :n]).logits[0] for i, n in enumerate(lengths.tolist())]
+
+
+def assert_matches_each_alone(logits, frames, alone) -> None:
+    for i, ref in enumerate(alone):
+        assert int(frames[i]) == ref.shape[0]
+        assert (logits[i, :ref.shape[0]] - ref).abs().max() <= TOL
+
+
 def test_group_norm_family_with_attention_mask_matches(tmp_path, audio_batch):
-    """transformers also accepts an attention mask for group-norm models; then both mask padded keys."""
+    """Group-norm model, padded batch with lengths. Eval mode gives each utterance what transformers gives it
+    alone; with `padding_free_norm` and `unbatch_on_cpu` off it is transformers' own padded-batch result with
+    an attention mask (the padding inside layer 0's group-norm statistics), which differs measurably."""
     torch.manual_seed(1)
     hf = transformers.Wav2Vec2ForCTC(hf_config("base")).eval()
     _randomise_norms(hf)
@@ -97,9 +110,14 @@ def test_group_norm_family_with_attention_mask_matches(tmp_path, audio_batch):
     attn = (torch.arange(w.shape[1])[None] < lengths[:, None]).long()
     with torch.no_grad():
         hf_logits = hf(w, attention_mask=attn).logits
+        alone = hf_each_alone(hf, w, lengths)
         logits, frames = ours(w, lengths)
+        assert_matches_each_alone(logits, frames, alone)
+        ours.wav2vec2.padding_free_norm = ours.wav2vec2.unbatch_on_cpu = False
+        batch_logits, _ = ours(w, lengths)
     valid = torch.arange(logits.shape[1])[None] < frames[:, None]
-    assert (logits - hf_logits)[valid].abs().max() <= TOL
+    assert (batch_logits - hf_logits)[valid].abs().max() <= TOL
+    assert (hf_logits[1, :frames[1]] - alone[1]).abs().max() > 100 * TOL  # the padding's effect is real
 
 
 @pytest.mark.parametrize("family", ["base", "xlsr"])
@@ -115,10 +133,7 @@ def test_exported_weights_reproduce_our_logits_in_transformers(family, tmp_path,
     w, lengths = audio_batch
     with torch.no_grad():
         logits, frames = ours(w, lengths)
-        attn = (torch.arange(w.shape[1])[None] < lengths[:, None]).long()
-        hf_logits = hf(w, attention_mask=attn).logits
-    valid = torch.arange(logits.shape[1])[None] < frames[:, None]
-    assert (logits - hf_logits)[valid].abs().max() <= TOL
+        assert_matches_each_alone(logits, frames, hf_each_alone(hf, w, lengths))
     # and through transformers' own loader from a directory (legacy weight-norm names are renamed by it)
     hf.save_pretrained(tmp_path)
     again = transformers.Wav2Vec2ForCTC.from_pretrained(tmp_path).eval()

@@ -71,13 +71,39 @@ class ConvLayer(nn.Module):
         else:
             raise ValueError(f"norm must be None, 'group' or 'layer', got {norm!r}")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
+        """frames: None, or `[B]` valid output frames per utterance; then a group norm takes its statistics
+        over each utterance's valid frames only, so padding does not change the valid frames' values."""
         x = self.conv(x)
         if self.norm_kind == "group":
-            x = self.norm(x)
+            x = self.norm(x) if frames is None else masked_group_norm(x, frames, self.norm)
         elif self.norm_kind == "layer":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
+
+
+def masked_group_norm(x: Tensor, frames: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """`norm` (one group per channel) over the first `frames[b]` frames of each utterance of `x` `[B, C, T]`.
+
+    The statistics are those of the utterance alone (what `norm` gives it unbatched); frames past its end get
+    finite values that mean nothing. Computed in float32 (as autocast runs group norm).
+    """
+    b, c, t = x.shape
+    if norm.num_groups != c:
+        raise ValueError(f"masked_group_norm needs one group per channel, got {norm.num_groups} groups for {c}")
+    xf = x.float()
+    valid = (torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]).unsqueeze(1)  # [B, 1, T]
+    n = frames.to(x.device, torch.float32).view(b, 1, 1)
+    mean = xf.masked_fill(~valid, 0.0).sum(-1, keepdim=True) / n
+    centred = xf - mean
+    var = centred.masked_fill(~valid, 0.0).pow(2).sum(-1, keepdim=True) / n
+    scale = torch.rsqrt(var + norm.eps)
+    if norm.affine:
+        scale = scale * norm.weight.float().view(1, c, 1)
+    y = centred * scale
+    if norm.affine:
+        y = y + norm.bias.float().view(1, c, 1)
+    return y.to(x.dtype)
 
 
 class ConvFeatureEncoder(nn.Module):
@@ -137,11 +163,23 @@ class ConvFeatureEncoder(nn.Module):
                     f"lengths must be between the receptive field ({self.receptive_field}) and {waveforms.shape[1]}"
                 )
 
-    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """`[B, T]` audio (+ `[B]` sample lengths) -> `[B, C, F]` features (+ `[B]` frame lengths)."""
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None,
+                exclude_padding_from_norm: bool = False) -> tuple[Tensor, Tensor | None]:
+        """`[B, T]` audio (+ `[B]` sample lengths) -> `[B, C, F]` features (+ `[B]` frame lengths).
+
+        exclude_padding_from_norm (with lengths, group-norm mode): layer 0's group norm takes its statistics
+        over each utterance's own frames, so every valid frame equals the utterance's unbatched result.
+        Without it the zero padding takes part in them, as in fairseq and transformers.
+        """
         x = waveforms.unsqueeze(1)
-        for layer in self.conv_layers:
-            x = layer(x)
+        norm_frames = None
+        if exclude_padding_from_norm and lengths is not None:
+            first = self.conv_layers[0]
+            frames0 = torch.div(lengths - first.kernel, first.stride, rounding_mode="floor") + 1
+            if first.norm_kind == "group" and bool((frames0 < (x.shape[-1] - first.kernel) // first.stride + 1).any()):
+                norm_frames = frames0
+        for i, layer in enumerate(self.conv_layers):
+            x = layer(x, norm_frames) if i == 0 else layer(x)
         return x, (self.output_lengths(lengths) if lengths is not None else None)
 
 

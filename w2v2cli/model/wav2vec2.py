@@ -67,7 +67,19 @@ class PretrainOutput:
 
 
 class Wav2Vec2Model(nn.Module):
-    """Conv feature encoder -> feature projection -> (masking) -> transformer encoder."""
+    """Conv feature encoder -> feature projection -> (masking) -> transformer encoder.
+
+    In eval mode a padded batch gives every utterance its unbatched result (valid frames, up to float
+    rounding): padded keys are masked out of attention and, in group-norm models, layer 0's norm takes its
+    statistics over the utterance's own frames. On the CPU such a batch runs one utterance at a time at its
+    own length (`unbatch_on_cpu`): a 10 s utterance already fills the GEMMs, so this only removes the padding's
+    work. Training mode keeps the batch together and, as fairseq and transformers, lets the zero padding into
+    the group norm's statistics. `padding_free_norm = False` (with `unbatch_on_cpu = False`) gives eval mode
+    fairseq's and transformers' batch semantics as well.
+    """
+
+    unbatch_on_cpu: bool = True
+    padding_free_norm: bool = True
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -98,12 +110,17 @@ class Wav2Vec2Model(nn.Module):
         (when mask_time is None and mask_prob > 0) and a channel mask (mask_channel_prob > 0) from `generator`.
         """
         self.feature_extractor.check_input(waveforms, lengths)
+        if (self.unbatch_on_cpu and not self.training and lengths is not None and waveforms.device.type == "cpu"
+                and waveforms.shape[0] > 1 and mask_time is None and not apply_mask
+                and bool((lengths < waveforms.shape[1]).any())):
+            return self._forward_each(waveforms, lengths, output_hidden_states)
+        exclude = self.padding_free_norm and not self.training and lengths is not None
         if self.feature_grad_mult > 0:
-            feats, _ = self.feature_extractor(waveforms)
+            feats, _ = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
             feats = grad_multiply(feats, self.feature_grad_mult)
         else:
             with torch.no_grad():
-                feats, _ = self.feature_extractor(waveforms)
+                feats, _ = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
         feats = feats.transpose(1, 2)  # [B, F, C]
         b, f, _ = feats.shape
         if lengths is None:
@@ -140,6 +157,31 @@ class Wav2Vec2Model(nn.Module):
         x, hidden = self.encoder(x, padding_mask, output_hidden_states)
         return EncoderOutput(x=x, lengths=frame_lengths, features=normed, mask_time=mask_time,
                              hidden_states=hidden, padding_mask=padding_mask, features_pen=features_pen)
+
+    def _forward_each(self, waveforms: Tensor, lengths: Tensor, output_hidden_states: bool) -> EncoderOutput:
+        """The padded batch one utterance at a time, each cut to its length; outputs padded back with zeros."""
+        b = waveforms.shape[0]
+        f = int(self.output_lengths(torch.tensor([waveforms.shape[1]])))
+        outs = [self.forward(waveforms[i:i + 1, :n], lengths[i:i + 1], output_hidden_states=output_hidden_states)
+                for i, n in enumerate(lengths.tolist())]
+        frames = [o.x.shape[1] for o in outs]
+
+        def pad(parts: list[Tensor]) -> Tensor:
+            out = parts[0].new_zeros((b, f) + tuple(parts[0].shape[2:]))
+            for i, part in enumerate(parts):
+                out[i, :part.shape[1]] = part[0]
+            return out
+
+        frame_lengths = torch.tensor(frames, dtype=torch.long, device=waveforms.device)
+        hidden = None
+        if output_hidden_states:
+            hidden = [pad([o.hidden_states[k] for o in outs]) for k in range(len(outs[0].hidden_states))]
+        # the batch's feature penalty: the mean over all valid frames, i.e. weighted by each utterance's frames
+        pen = sum(o.features_pen.float() * n for o, n in zip(outs, frames)) / sum(frames)
+        return EncoderOutput(x=pad([o.x for o in outs]), lengths=frame_lengths,
+                             features=pad([o.features for o in outs]), mask_time=None, hidden_states=hidden,
+                             padding_mask=padding_mask_from_lengths(frame_lengths, f) if min(frames) < f else None,
+                             features_pen=pen)
 
 
 class Wav2Vec2ForPreTraining(nn.Module):
