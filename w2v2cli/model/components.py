@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from w2v2cli.errors import W2V2Error
+from w2v2cli.model.cpu_kernels import linear
 
 
 class InputShapeError(W2V2Error, ValueError):
@@ -195,7 +196,7 @@ class FeatureProjection(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """`[B, F, C]` -> (`[B, F, D]`, `[B, F, C]` layer-normed features for the quantizer)."""
         normed = self.norm(x)
-        return dropout(self.linear(normed), self.dropout, self.training), normed
+        return dropout(linear(normed, self.linear), self.dropout, self.training), normed
 
 
 class ConvPositionalEmbedding(nn.Module):
@@ -266,12 +267,12 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         """attn_mask: None or bool `[B, 1, 1, F]`, True where a key may be attended to."""
         b, f, d = x.shape
-        q = self.q_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        q = linear(x, self.q_proj).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        k = linear(x, self.k_proj).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
+        v = linear(x, self.v_proj).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
-        return self.out_proj(y.transpose(1, 2).reshape(b, f, d))
+        return linear(y.transpose(1, 2).reshape(b, f, d), self.out_proj)
 
 
 class FeedForward(nn.Module):
@@ -284,7 +285,7 @@ class FeedForward(nn.Module):
         self.activation_dropout = activation_dropout
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(dropout(F.gelu(self.fc1(x)), self.activation_dropout, self.training))
+        return linear(dropout(linear(x, self.fc1, "gelu"), self.activation_dropout, self.training), self.fc2)
 
 
 class EncoderLayer(nn.Module):

@@ -1,0 +1,83 @@
+"""The packed oneDNN linear path (CPU inference) computes what F.linear (+ F.gelu) computes, follows weight
+updates, stays out of autograd, and falls back to the plain ops when its kernels fail."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from w2v2cli.model import build_model, cpu_kernels, model_preset  # noqa: F401 (cpu_kernels: module)
+
+
+def test_the_packed_path_is_available_in_this_torch():
+    assert cpu_kernels.ENABLED  # otherwise the CPU inference speed in BENCHMARKS.md is not what users get
+
+
+@pytest.mark.parametrize("shape,out", [((3, 37, 48), 96), ((5, 96), 48), ((1, 499, 64), 256)])
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_packed_linear_matches_f_linear(shape, out, activation):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(shape[-1], out)
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        y = cpu_kernels.linear(x, lin, activation)
+        ref = F.linear(x, lin.weight, lin.bias)
+        ref = F.gelu(ref) if activation == "gelu" else ref
+    assert y.shape == ref.shape == (*shape[:-1], out)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    assert ref.abs().max() > 0.5
+
+
+def test_packed_weight_follows_in_place_updates_and_new_tensors():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(32, 16)
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        first = cpu_kernels.linear(x, lin)
+        lin.weight.mul_(-2.0)  # as an optimizer step or load_state_dict does: same storage, new _version
+        second = cpu_kernels.linear(x, lin)
+        lin.weight = torch.nn.Parameter(torch.zeros(16, 32))  # a new tensor: new data_ptr
+        third = cpu_kernels.linear(x, lin)
+    expected = (first - lin.bias) * -2.0 + lin.bias
+    torch.testing.assert_close(second, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(third, lin.bias.expand(4, 16), rtol=0, atol=0)
+
+
+def test_autograd_gets_the_plain_ops():
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    y = cpu_kernels.linear(x, lin, "gelu")
+    assert y.requires_grad and not cpu_kernels.usable(x)
+    y.sum().backward()
+    assert x.grad is not None and lin.weight.grad is not None
+
+
+def test_models_copy_and_pickle_after_packed_inference():
+    torch.manual_seed(0)
+    model = build_model(model_preset("tiny", vocab_size=12), "ctc").eval()
+    x = torch.randn(1, 8000)
+    with torch.inference_mode():
+        before, _ = model(x)
+    clone = copy.deepcopy(model)
+    again = pickle.loads(pickle.dumps(model))
+    with torch.inference_mode():
+        torch.testing.assert_close(clone(x)[0], before, rtol=0, atol=0)
+        torch.testing.assert_close(again(x)[0], before, rtol=0, atol=0)
+
+
+def test_a_failing_kernel_switches_the_path_off(monkeypatch):
+    def broken(module):
+        raise RuntimeError("no oneDNN here")
+
+    monkeypatch.setattr(cpu_kernels, "_packed", broken)
+    monkeypatch.setattr(cpu_kernels, "ENABLED", True)
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        y = cpu_kernels.linear(x, lin, "gelu")
+    assert cpu_kernels.ENABLED is False
+    torch.testing.assert_close(y, F.gelu(lin(x)), rtol=0, atol=0)

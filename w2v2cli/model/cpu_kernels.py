@@ -1,0 +1,66 @@
+"""Inference on the CPU through oneDNN with pre-packed weights: linear layers (and linear + GELU fused).
+
+    >>> y = linear(x, module.fc1, "gelu")       # == F.gelu(module.fc1(x)), float rounding apart
+
+PyTorch's `F.linear` on the CPU calls MKL's sgemm, which repacks the weight on every call. oneDNN's matmul with
+the weight packed once into its blocked layout runs the transformer's shapes (a few hundred to a few thousand
+frames x 768 x 3072) at 180-220 GFLOP/s on a 2-core AVX2 machine where sgemm reaches 130-200 (measured,
+BENCHMARKS.md), and it applies the GELU of the feed-forward block while the output is still in cache. These are
+the ops `torch.compile`'s CPU weight freezing uses (`torch.ops.mkldnn._linear_pointwise`).
+
+Used only where nothing needs gradients (no autograd: `torch.no_grad()` / `torch.inference_mode()`), on CPU
+float32 tensors; everywhere else (training, GPU, autocast) this is exactly `F.linear` (+ `F.gelu`). The packed
+weight is cached beside the module (a weak map, so copies and pickles of the model never carry it) and
+rebuilt when the parameter changes (`_version` / `data_ptr`), as the positional conv's weight is. If the ops are missing or fail, the first failure turns the path off for the
+process and the plain ops run.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# switched off by the first failure (a torch build without the ops); tests and benchmarks may set it
+ENABLED = bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+               and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+_PACK_ROWS_HINT = 512  # the rows oneDNN picks its blocking for; any row count works with the packed weight
+_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple, Tensor]] = weakref.WeakKeyDictionary()
+
+
+def usable(x: Tensor) -> bool:
+    """True where the packed path applies: CPU float32 input, no autograd, not under autocast."""
+    return (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def _packed(module: nn.Linear) -> Tensor:
+    w = module.weight
+    key = (w.data_ptr(), w._version, w.shape, torch.is_inference_mode_enabled())
+    cache = _CACHE.get(module)
+    if cache is None or cache[0] != key:
+        cache = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), _PACK_ROWS_HINT))
+        _CACHE[module] = cache
+    return cache[1]
+
+
+def linear(x: Tensor, module: nn.Linear, activation: str | None = None) -> Tensor:
+    """`module(x)`, then `F.gelu` when activation == "gelu"; packed oneDNN kernels where `usable(x)`."""
+    global ENABLED
+    if activation not in (None, "gelu"):
+        raise ValueError(f"activation must be None or 'gelu', got {activation!r}")
+    if usable(x):
+        try:
+            shape = x.shape
+            x2 = x.reshape(-1, shape[-1]).contiguous()
+            bias = module.bias.detach() if module.bias is not None else None
+            y = torch.ops.mkldnn._linear_pointwise(x2, _packed(module), bias, activation or "none", [],
+                                                   "none" if activation else "")
+            return y.view(*shape[:-1], y.shape[-1])
+        except (RuntimeError, NotImplementedError):
+            ENABLED = False  # fall through to the plain ops, for good
+    y = F.linear(x, module.weight, module.bias)
+    return F.gelu(y) if activation == "gelu" else y
