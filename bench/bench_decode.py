@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decoding real-time factor: our CTC model vs transformers' Wav2Vec2ForCTC and torchaudio's wav2vec2_base,
+"""Decoding real-time factor: our CTC model vs transformers' Wav2Vec2ForCTC and torchaudio's wav2vec2_model,
 BASE preset, random weights (identical in all three), the same audio, interleaved.
 
     python bench/bench_decode.py               # 1 x 10 s and 8 x 10 s, 7 repeats, default and keep-memory peers

@@ -17,7 +17,8 @@ Contenders:
                        reported separately as "build s").
 - transformers:        as users run it (default glibc malloc, default attention implementation).
 - transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
-- torchaudio, torchaudio+keep: `torchaudio.models.wav2vec2_base` + CTC head (ctc-infer only).
+- torchaudio, torchaudio+keep: torchaudio's wav2vec2_model + CTC head, converted from the transformers model
+                       by torchaudio's `import_huggingface_model` (ctc-infer only).
 Workloads:
 - ctc-infer: CTC model, eval mode, torch.inference_mode (audio seconds per wall second; RTF = 1 / that).
 - ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward + AdamW step.
@@ -33,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -101,39 +101,6 @@ def forward_flops(cfg, frames: int, batch: int) -> float:
 # --------------------------------------------------------------------------------------------------- workers
 
 
-def _ta_state_dict(ours_sd: dict) -> dict:
-    """Our CTC state dict in torchaudio's wav2vec2_model naming."""
-    rules = [
-        (r"wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.conv\.(\w+)", r"feature_extractor.conv_layers.\1.conv.\2"),
-        (r"wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.norm\.(\w+)",
-         r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-        (r"wav2vec2\.feature_projection\.norm\.(\w+)", r"encoder.feature_projection.layer_norm.\1"),
-        (r"wav2vec2\.feature_projection\.linear\.(\w+)", r"encoder.feature_projection.projection.\1"),
-        (r"wav2vec2\.encoder\.pos_conv\.weight_g", r"encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original0"),
-        (r"wav2vec2\.encoder\.pos_conv\.weight_v", r"encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original1"),
-        (r"wav2vec2\.encoder\.pos_conv\.bias", r"encoder.transformer.pos_conv_embed.conv.bias"),
-        (r"wav2vec2\.encoder\.norm\.(\w+)", r"encoder.transformer.layer_norm.\1"),
-        (r"wav2vec2\.encoder\.layers\.(\d+)\.attention\.(\w+)\.(\w+)", r"encoder.transformer.layers.\1.attention.\2.\3"),
-        (r"wav2vec2\.encoder\.layers\.(\d+)\.attention_norm\.(\w+)", r"encoder.transformer.layers.\1.layer_norm.\2"),
-        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn\.fc1\.(\w+)",
-         r"encoder.transformer.layers.\1.feed_forward.intermediate_dense.\2"),
-        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn\.fc2\.(\w+)", r"encoder.transformer.layers.\1.feed_forward.output_dense.\2"),
-        (r"wav2vec2\.encoder\.layers\.(\d+)\.ffn_norm\.(\w+)", r"encoder.transformer.layers.\1.final_layer_norm.\2"),
-        (r"lm_head\.(\w+)", r"aux.\1"),
-    ]
-    out = {}
-    for key, value in ours_sd.items():
-        if key == "wav2vec2.mask_embedding":
-            continue
-        for pattern, repl in rules:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-        else:
-            raise KeyError(f"no torchaudio name for {key}")
-    return out
-
-
 def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False):
     """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
@@ -141,30 +108,22 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
     ours = build_model(cfg, kind)
     if impl == "w2v2":
         model = ours
-    elif impl == "transformers":
+    elif impl in ("transformers", "torchaudio"):
         import transformers
 
+        if impl == "torchaudio" and kind != "ctc":
+            raise ValueError("torchaudio has no pretraining model")
         transformers.logging.set_verbosity_error()
         arch = "Wav2Vec2ForPreTraining" if kind == "pretrain" else "Wav2Vec2ForCTC"
         hf_cfg = transformers.Wav2Vec2Config(**config_to_hf(cfg, None, arch))
         cls = transformers.Wav2Vec2ForPreTraining if kind == "pretrain" else transformers.Wav2Vec2ForCTC
         model = cls(hf_cfg)
         model.load_state_dict(state_dict_to_hf(ours.state_dict(), cfg), strict=True)
-    elif impl == "torchaudio":
-        import torchaudio
+        if impl == "torchaudio":
+            # torchaudio's own converter turns the transformers model into its wav2vec2_model (+ CTC head)
+            from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
-        if kind != "ctc":
-            raise ValueError("torchaudio has no pretraining model")
-        model = torchaudio.models.wav2vec2_model(
-            extractor_mode=cfg.extractor_mode, extractor_conv_layer_config=cfg.conv_layers,
-            extractor_conv_bias=cfg.conv_bias, encoder_embed_dim=cfg.encoder_embed_dim,
-            encoder_projection_dropout=cfg.dropout_input, encoder_pos_conv_kernel=cfg.conv_pos,
-            encoder_pos_conv_groups=cfg.conv_pos_groups, encoder_num_layers=cfg.encoder_layers,
-            encoder_num_heads=cfg.encoder_attention_heads, encoder_attention_dropout=cfg.attention_dropout,
-            encoder_ff_interm_features=cfg.encoder_ffn_embed_dim, encoder_ff_interm_dropout=cfg.activation_dropout,
-            encoder_dropout=cfg.dropout, encoder_layer_norm_first=cfg.layer_norm_first,
-            encoder_layer_drop=cfg.layerdrop, aux_num_out=cfg.vocab_size)
-        model.load_state_dict(_ta_state_dict(ours.state_dict()), strict=True)
+            model = import_huggingface_model(model)
     else:
         raise ValueError(impl)
     if model is not ours:

@@ -1,68 +1,35 @@
-"""Parity with torchaudio.models.wav2vec2_model: same hyperparameters, weights copied by a mapping written here."""
+"""Parity with torchaudio's wav2vec2_model: our weights go to a transformers model through our mapping (checked
+by test_model_hf_parity.py), and torchaudio's own converter (`import_huggingface_model`) builds its model."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
-import torchaudio
+import transformers
+from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
+from w2v2cli.checkpoint.hf import config_to_hf, state_dict_to_hf
 from w2v2cli.model import build_model
 
 TOL = 1e-4
-
-# torchaudio key -> our key (CTC model)
-_RULES = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(\w+)", r"wav2vec2.feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(\w+)", r"wav2vec2.feature_extractor.conv_layers.\1.norm.\2"),
-    (r"encoder\.feature_projection\.layer_norm\.(\w+)", r"wav2vec2.feature_projection.norm.\1"),
-    (r"encoder\.feature_projection\.projection\.(\w+)", r"wav2vec2.feature_projection.linear.\1"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0",
-     r"wav2vec2.encoder.pos_conv.weight_g"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1",
-     r"wav2vec2.encoder.pos_conv.weight_v"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.bias", r"wav2vec2.encoder.pos_conv.bias"),
-    (r"encoder\.transformer\.layer_norm\.(\w+)", r"wav2vec2.encoder.norm.\1"),
-    (r"encoder\.transformer\.layers\.(\d+)\.attention\.(\w+)\.(\w+)", r"wav2vec2.encoder.layers.\1.attention.\2.\3"),
-    (r"encoder\.transformer\.layers\.(\d+)\.layer_norm\.(\w+)", r"wav2vec2.encoder.layers.\1.attention_norm.\2"),
-    (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.(\w+)",
-     r"wav2vec2.encoder.layers.\1.ffn.fc1.\2"),
-    (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.output_dense\.(\w+)", r"wav2vec2.encoder.layers.\1.ffn.fc2.\2"),
-    (r"encoder\.transformer\.layers\.(\d+)\.final_layer_norm\.(\w+)", r"wav2vec2.encoder.layers.\1.ffn_norm.\2"),
-    (r"aux\.(\w+)", r"lm_head.\1"),
-]
-
-
-def _ours_key(key: str) -> str:
-    for pattern, repl in _RULES:
-        if re.fullmatch(pattern, key):
-            return re.sub(pattern, repl, key)
-    raise AssertionError(f"unmapped torchaudio key {key}")
 
 
 @pytest.mark.parametrize("family", ["base", "xlsr"])
 def test_logits_and_layer_outputs_match_torchaudio(family, tiny_cfg, audio_batch):
     torch.manual_seed(20)
     cfg = tiny_cfg(family, vocab_size=7)
-    ta = torchaudio.models.wav2vec2_model(
-        extractor_mode=cfg.extractor_mode, extractor_conv_layer_config=cfg.conv_layers,
-        extractor_conv_bias=cfg.conv_bias, encoder_embed_dim=cfg.encoder_embed_dim, encoder_projection_dropout=0.0,
-        encoder_pos_conv_kernel=cfg.conv_pos, encoder_pos_conv_groups=cfg.conv_pos_groups,
-        encoder_num_layers=cfg.encoder_layers, encoder_num_heads=cfg.encoder_attention_heads,
-        encoder_attention_dropout=0.0, encoder_ff_interm_features=cfg.encoder_ffn_embed_dim,
-        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=cfg.layer_norm_first,
-        encoder_layer_drop=0.0, aux_num_out=cfg.vocab_size,
-    ).eval()
+    ours = build_model(cfg, "ctc").eval()
     g = torch.Generator().manual_seed(21)
     with torch.no_grad():  # non-trivial norms and biases so a swapped weight cannot hide
-        for name, p in ta.named_parameters():
-            if "layer_norm" in name or name.endswith("bias"):
+        for name, p in ours.named_parameters():
+            if "norm" in name or name.endswith("bias"):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
-    ours = build_model(cfg, "ctc").eval()
-    mapped = {_ours_key(k): v for k, v in ta.state_dict().items()}
-    missing, unexpected = ours.load_state_dict(mapped, strict=False)
-    assert missing == ["wav2vec2.mask_embedding"] and not unexpected  # torchaudio's inference model has none
+    hf = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**config_to_hf(cfg, None, "Wav2Vec2ForCTC")))
+    hf.load_state_dict(state_dict_to_hf(ours.state_dict(), cfg), strict=True)
+    ta = import_huggingface_model(hf.eval()).eval()
+    assert len(ta.encoder.transformer.layers) == cfg.encoder_layers
+    assert ta.aux.out_features == cfg.vocab_size
+    assert all(layer.layer_norm_first == cfg.layer_norm_first for layer in ta.encoder.transformer.layers)
 
     w, lengths = audio_batch
     with torch.no_grad():
