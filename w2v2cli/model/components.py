@@ -72,6 +72,10 @@ class ConvLayer(nn.Module):
         else:
             raise ValueError(f"norm must be None, 'group' or 'layer', got {norm!r}")
 
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Output frames from `lengths` input frames: floor((L - kernel) / stride) + 1."""
+        return torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
+
     def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
         """frames: None, or `[B]` valid output frames per utterance; then a group norm takes its statistics
         over each utterance's valid frames only, so padding does not change the valid frames' values."""
@@ -133,7 +137,7 @@ class ConvFeatureEncoder(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Frames produced from `lengths` samples (floor((L - k) / s) + 1 per layer)."""
         for layer in self.conv_layers:
-            lengths = torch.div(lengths - layer.kernel, layer.stride, rounding_mode="floor") + 1
+            lengths = layer.output_lengths(lengths)
         return lengths
 
     def check_input(self, waveforms: Tensor, lengths: Tensor | None) -> None:
@@ -176,8 +180,8 @@ class ConvFeatureEncoder(nn.Module):
         norm_frames = None
         if exclude_padding_from_norm and lengths is not None:
             first = self.conv_layers[0]
-            frames0 = torch.div(lengths - first.kernel, first.stride, rounding_mode="floor") + 1
-            if first.norm_kind == "group" and bool((frames0 < (x.shape[-1] - first.kernel) // first.stride + 1).any()):
+            frames0 = first.output_lengths(lengths)
+            if first.norm_kind == "group" and bool((frames0 < first.output_lengths(x.shape[-1])).any()):
                 norm_frames = frames0
         for i, layer in enumerate(self.conv_layers):
             x = layer(x, norm_frames) if i == 0 else layer(x)

@@ -114,13 +114,15 @@ class Wav2Vec2Model(nn.Module):
                 and waveforms.shape[0] > 1 and mask_time is None and not apply_mask
                 and bool((lengths < waveforms.shape[1]).any())):
             return self._forward_each(waveforms, lengths, output_hidden_states)
+        if lengths is not None:
+            lengths = lengths.long()
         exclude = self.padding_free_norm and not self.training and lengths is not None
         if self.feature_grad_mult > 0:
-            feats, _ = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
+            feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
             feats = grad_multiply(feats, self.feature_grad_mult)
         else:
             with torch.no_grad():
-                feats, _ = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
+                feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
         feats = feats.transpose(1, 2)  # [B, F, C]
         b, f, _ = feats.shape
         if lengths is None:
@@ -128,7 +130,7 @@ class Wav2Vec2Model(nn.Module):
             padding_mask = None
         else:
             # lengths usually live on the CPU: deciding "padded or not" there costs no device sync
-            frame_lengths = self.output_lengths(lengths.long()).clamp(max=f)
+            frame_lengths = conv_frames.clamp(max=f)
             padded = bool((frame_lengths < f).any())
             frame_lengths = frame_lengths.to(feats.device)
             # nothing padded: take the mask-free fast paths (SDPA without a mask)
