@@ -34,39 +34,64 @@ from w2v2cli.model.config import ModelConfig
 
 ARCHITECTURES = {"Wav2Vec2ForCTC": "ctc", "Wav2Vec2ForPreTraining": "pretrain", "Wav2Vec2Model": "encoder"}
 
-# (transformers pattern, our replacement) for keys of the encoder model, without the `wav2vec2.` prefix
-_ENCODER_RULES = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
-    (r"feature_projection\.layer_norm\.(weight|bias)", r"feature_projection.norm.\1"),
-    (r"feature_projection\.projection\.(weight|bias)", r"feature_projection.linear.\1"),
-    (r"masked_spec_embed", r"mask_embedding"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)", r"encoder.pos_conv.weight_g"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)", r"encoder.pos_conv.weight_v"),
-    (r"encoder\.pos_conv_embed\.conv\.bias", r"encoder.pos_conv.bias"),
-    (r"encoder\.layer_norm\.(weight|bias)", r"encoder.norm.\1"),
-    (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.(weight|bias)",
-     r"encoder.layers.\1.attention.\2.\3"),
-    (r"encoder\.layers\.(\d+)\.layer_norm\.(weight|bias)", r"encoder.layers.\1.attention_norm.\2"),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.(weight|bias)", r"encoder.layers.\1.ffn.fc1.\2"),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.output_dense\.(weight|bias)", r"encoder.layers.\1.ffn.fc2.\2"),
-    (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.ffn_norm.\2"),
+# (transformers name, our name) of every weight; {n} a layer number, {p} weight or bias, {proj} an attention
+# projection. Encoder keys are without the `wav2vec2.` prefix; head keys are whole. One table serves both ways.
+_ENCODER_PAIRS = [
+    ("feature_extractor.conv_layers.{n}.conv.{p}", "feature_extractor.conv_layers.{n}.conv.{p}"),
+    ("feature_extractor.conv_layers.{n}.layer_norm.{p}", "feature_extractor.conv_layers.{n}.norm.{p}"),
+    ("feature_projection.layer_norm.{p}", "feature_projection.norm.{p}"),
+    ("feature_projection.projection.{p}", "feature_projection.linear.{p}"),
+    ("masked_spec_embed", "mask_embedding"),
+    ("encoder.pos_conv_embed.conv.bias", "encoder.pos_conv.bias"),
+    ("encoder.layer_norm.{p}", "encoder.norm.{p}"),
+    ("encoder.layers.{n}.attention.{proj}.{p}", "encoder.layers.{n}.attention.{proj}.{p}"),
+    ("encoder.layers.{n}.layer_norm.{p}", "encoder.layers.{n}.attention_norm.{p}"),
+    ("encoder.layers.{n}.feed_forward.intermediate_dense.{p}", "encoder.layers.{n}.ffn.fc1.{p}"),
+    ("encoder.layers.{n}.feed_forward.output_dense.{p}", "encoder.layers.{n}.ffn.fc2.{p}"),
+    ("encoder.layers.{n}.final_layer_norm.{p}", "encoder.layers.{n}.ffn_norm.{p}"),
 ]
-_HEAD_RULES = [
-    (r"quantizer\.codevectors", r"quantizer.codevectors"),
-    (r"quantizer\.weight_proj\.(weight|bias)", r"quantizer.weight_proj.\1"),
-    (r"project_q\.(weight|bias)", r"project_q.\1"),
-    (r"project_hid\.(weight|bias)", r"final_proj.\1"),
-    (r"lm_head\.(weight|bias)", r"lm_head.\1"),
+# the positional conv's weight norm: ours -> (transformers' legacy name, its current parametrization name)
+_POS_CONV = {
+    "encoder.pos_conv.weight_g": ("encoder.pos_conv_embed.conv.weight_g",
+                                  "encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
+    "encoder.pos_conv.weight_v": ("encoder.pos_conv_embed.conv.weight_v",
+                                  "encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+}
+_HEAD_PAIRS = [
+    ("quantizer.codevectors", "quantizer.codevectors"),
+    ("quantizer.weight_proj.{p}", "quantizer.weight_proj.{p}"),
+    ("project_q.{p}", "project_q.{p}"),
+    ("project_hid.{p}", "final_proj.{p}"),
+    ("lm_head.{p}", "lm_head.{p}"),
 ]
+_FIELDS = {"n": r"(?P<n>\d+)", "p": r"(?P<p>weight|bias)", "proj": r"(?P<proj>q_proj|k_proj|v_proj|out_proj)"}
 _PRETRAIN_HEADS = ("quantizer.", "project_q.", "final_proj.")
 _BASE_PREFIX = "wav2vec2."
 
 
-def _rename(key: str, rules: list[tuple[str, str]]) -> str | None:
-    for pattern, repl in rules:
-        if re.fullmatch(pattern, key):
-            return re.sub(pattern, repl, key)
+def _rules(pairs: list[tuple[str, str]], to_hf: bool) -> list[tuple[re.Pattern, str]]:
+    """(compiled source pattern, target template) for each pair, from transformers names or to them."""
+    rules = []
+    for hf, ours in pairs:
+        source, target = (ours, hf) if to_hf else (hf, ours)
+        pattern = re.escape(source)
+        for field, group in _FIELDS.items():
+            pattern = pattern.replace(re.escape("{" + field + "}"), group)
+        rules.append((re.compile(pattern), target))
+    return rules
+
+
+_FROM_HF = _rules(_ENCODER_PAIRS + [(name, ours) for ours, names in _POS_CONV.items() for name in names], False)
+_FROM_HF_HEADS = _rules(_HEAD_PAIRS, False)
+_TO_HF = _rules(_ENCODER_PAIRS, True)
+_TO_HF_HEADS = _rules(_HEAD_PAIRS, True)
+
+
+def _rename(key: str, rules: list[tuple[re.Pattern, str]]) -> str | None:
+    for pattern, target in rules:
+        match = pattern.fullmatch(key)
+        if match:
+            return target.format(**match.groupdict())
     return None
 
 
@@ -95,11 +120,11 @@ def state_dict_from_hf(sd: dict[str, Tensor], cfg: ModelConfig, kind: str | None
     unknown = []
     for key, value in sd.items():
         base = key[len(_BASE_PREFIX):] if key.startswith(_BASE_PREFIX) else key
-        ours = _rename(base, _ENCODER_RULES)
+        ours = _rename(base, _FROM_HF)
         if ours is not None:
             out[ours if kind == "encoder" else _BASE_PREFIX + ours] = value
             continue
-        ours = _rename(key, _HEAD_RULES)
+        ours = _rename(key, _FROM_HF_HEADS)
         if ours is None:
             unknown.append(key)
         elif (kind == "ctc" and ours.startswith("lm_head.")) or (kind == "pretrain" and ours.startswith(_PRETRAIN_HEADS)):
@@ -140,51 +165,17 @@ def state_dict_to_hf(sd: dict[str, Tensor], cfg: ModelConfig, legacy_weight_norm
     for key, value in sd.items():
         has_prefix = key.startswith(_BASE_PREFIX)
         base = key[len(_BASE_PREFIX):] if has_prefix else key
-        hf = _to_hf_key(base, legacy_weight_norm)
+        hf = _POS_CONV[base][0 if legacy_weight_norm else 1] if base in _POS_CONV else _rename(base, _TO_HF)
         if hf is not None:
             if hf == "masked_spec_embed" and not masking:
                 continue
             out[(_BASE_PREFIX if has_prefix else "") + hf] = value
             continue
-        hf = _to_hf_head(key)
+        hf = _rename(key, _TO_HF_HEADS)
         if hf is None:
             raise CheckpointError(f"w2v2 weight {key} has no transformers counterpart")
         out[hf] = value
     return out
-
-
-_OURS_TO_HF = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"feature_projection\.norm\.(weight|bias)", r"feature_projection.layer_norm.\1"),
-    (r"feature_projection\.linear\.(weight|bias)", r"feature_projection.projection.\1"),
-    (r"mask_embedding", r"masked_spec_embed"),
-    (r"encoder\.pos_conv\.bias", r"encoder.pos_conv_embed.conv.bias"),
-    (r"encoder\.norm\.(weight|bias)", r"encoder.layer_norm.\1"),
-    (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.(weight|bias)",
-     r"encoder.layers.\1.attention.\2.\3"),
-    (r"encoder\.layers\.(\d+)\.attention_norm\.(weight|bias)", r"encoder.layers.\1.layer_norm.\2"),
-    (r"encoder\.layers\.(\d+)\.ffn\.fc1\.(weight|bias)", r"encoder.layers.\1.feed_forward.intermediate_dense.\2"),
-    (r"encoder\.layers\.(\d+)\.ffn\.fc2\.(weight|bias)", r"encoder.layers.\1.feed_forward.output_dense.\2"),
-    (r"encoder\.layers\.(\d+)\.ffn_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
-]
-
-
-def _to_hf_key(base: str, legacy: bool) -> str | None:
-    if base == "encoder.pos_conv.weight_g":
-        return "encoder.pos_conv_embed.conv." + ("weight_g" if legacy else "parametrizations.weight.original0")
-    if base == "encoder.pos_conv.weight_v":
-        return "encoder.pos_conv_embed.conv." + ("weight_v" if legacy else "parametrizations.weight.original1")
-    return _rename(base, _OURS_TO_HF)
-
-
-def _to_hf_head(key: str) -> str | None:
-    if key.startswith("final_proj."):
-        return "project_hid." + key[len("final_proj."):]
-    if re.fullmatch(r"(quantizer\.codevectors|quantizer\.weight_proj\.(weight|bias)|project_q\.(weight|bias)"
-                    r"|lm_head\.(weight|bias))", key):
-        return key
-    return None
 
 
 def config_from_hf(hf: dict[str, Any], preprocessor: dict[str, Any] | None = None) -> ModelConfig:
