@@ -29,15 +29,6 @@ FAST = ["--config", "tiny", "--set", "data.max_sample_size=32000", "--set", "dat
 UPDATES = 12
 
 
-@pytest.fixture(scope="module")
-def few(libri_manifests, tmp_path_factory) -> Path:
-    """The first 4 training utterances (about 4 x 2-5 s)."""
-    lines = Path(libri_manifests["train-clean-100"]).read_text().splitlines()
-    path = tmp_path_factory.mktemp("few") / "few.tsv"
-    path.write_text("\n".join(lines[:5]) + "\n")
-    return path
-
-
 def _env(threads: int = 1) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
 

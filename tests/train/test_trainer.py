@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,14 +15,6 @@ from w2v2cli.train.trainer import train
 
 FAST = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers=0", "logging.progress=none",
         "checkpoint.save_interval_updates=1000", "lr.warmup_updates=10"]
-
-
-@pytest.fixture(scope="module")
-def few(libri_manifests, tmp_path_factory) -> Path:
-    lines = Path(libri_manifests["train-clean-100"]).read_text().splitlines()
-    path = tmp_path_factory.mktemp("few") / "few.tsv"
-    path.write_text("\n".join(lines[:5]) + "\n")
-    return path
 
 
 def test_overfitting_four_utterances_drives_accuracy_far_above_chance(few, tmp_path):
