@@ -12,19 +12,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+
 
 
 def register(app: typer.Typer) -> None:
     @app.command("align")
     def align(
-        ckpt: Annotated[Path, typer.Argument(help="CTC checkpoint: our directory, a transformers directory or a fairseq .pt.")],
+        ckpt: CtcCheckpoint,
         manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv with TEST.wrd or TEST.ltr beside it.")],
         out: Annotated[Path, typer.Option("--out", help="Output directory (align.jsonl, align.ctm).")],
-        batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="Padded audio seconds per batch.")] = 200.0,
+        batch_seconds: BatchSeconds = 200.0,
         chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are processed in overlapping windows.")] = 30.0,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-        dtype: Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")] = "fp32",
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+        device: Device = "cpu",
+        dtype: Dtype = "fp32",
+        progress: Progress = True,
     ) -> None:
         """Force-align reference transcripts to the audio; write align.jsonl and align.ctm.
 

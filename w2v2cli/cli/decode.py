@@ -14,12 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+
 
 
 def register(app: typer.Typer) -> None:
     @app.command("decode")
     def decode(
-        ckpt: Annotated[Path, typer.Argument(help="CTC checkpoint: our directory, a transformers directory or a fairseq .pt.")],
+        ckpt: CtcCheckpoint,
         manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv; TEST.wrd or TEST.ltr beside it gives references.")],
         out: Annotated[Path, typer.Option("--out", help="Output directory (hyp.wrd, hyp.trn, ref.trn, hyp.jsonl).")],
         decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
@@ -29,12 +31,12 @@ def register(app: typer.Typer) -> None:
         beam_threshold: Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")] = 50.0,
         lm_weight: Annotated[float, typer.Option("--lm-weight", help="Language model weight.")] = 2.0,
         word_score: Annotated[float, typer.Option("--word-score", help="Score added per word.")] = -1.0,
-        batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="Padded audio seconds per batch.")] = 200.0,
+        batch_seconds: BatchSeconds = 200.0,
         chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping windows of this length.")] = 30.0,
         chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a window.")] = 2.0,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-        dtype: Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")] = "fp32",
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+        device: Device = "cpu",
+        dtype: Dtype = "fp32",
+        progress: Progress = True,
     ) -> None:
         """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
 

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -35,13 +36,11 @@ def finetune_cmd(
                                                                                   "(with --vocab spm), blank "
                                                                                   "included.")] = None,
     spm_type: Annotated[str, typer.Option("--spm-type", help="SentencePiece model: unigram or bpe.")] = "unigram",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
-    = Path("exp/finetune"),
+    out: RunDir = Path("exp/finetune"),
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-5); repeatable.")] = None,
-    max_updates: Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
-                                                                   "or a checkpoint directory.")] = None,
+    max_updates: MaxUpdates = None,
+    resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, head init, masks).")]
     = None,
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -22,13 +23,11 @@ def pretrain_cmd(
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest (repeatable).")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, base, large, xlsr) or FILE.yaml; "
                                                                "see `w2v2 config show NAME`.")] = "base",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
-    = Path("exp/pretrain"),
+    out: RunDir = Path("exp/pretrain"),
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-4); repeatable.")] = None,
-    max_updates: Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
-                                                                   "or a checkpoint directory.")] = None,
+    max_updates: MaxUpdates = None,
+    resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, init, masks).")] = None,
 ) -> None:
     """Pretrain a wav2vec 2.0 model on unlabelled audio.

@@ -1,0 +1,25 @@
+"""Command-line parameters that several commands declare the same way (typer `Annotated` aliases).
+
+    def decode(ckpt: CtcCheckpoint, ..., device: Device = "cpu", dtype: Dtype = "fp32", progress: Progress = True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# inference: w2v2 decode, w2v2 align
+CtcCheckpoint = Annotated[Path, typer.Argument(
+    help="CTC checkpoint: our directory, a transformers directory or a fairseq .pt.")]
+BatchSeconds = Annotated[float, typer.Option("--batch-seconds", help="Padded audio seconds per batch.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+Dtype = Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+# training: w2v2 pretrain, w2v2 finetune
+RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
+MaxUpdates = Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")]
+Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
+                                                                "or a checkpoint directory.")]
