@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from w2v2cli.errors import W2V2Error
-from w2v2cli.model.cpu_kernels import linear
+from w2v2cli.model.cpu_kernels import linear, weights_key
 
 
 class InputShapeError(W2V2Error, ValueError):
@@ -238,8 +238,7 @@ class ConvPositionalEmbedding(nn.Module):
         if torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad):
             self._cache = None
             return self.weight_v * (self.weight_g / self._norm_v())
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in (self.weight_v, self.weight_g))
-        key += (torch.is_inference_mode_enabled(),)
+        key = weights_key(self.weight_v, self.weight_g)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self.weight_v * (self.weight_g / self._norm_v()))

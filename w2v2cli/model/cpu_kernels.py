@@ -11,8 +11,8 @@ the ops `torch.compile`'s CPU weight freezing uses (`torch.ops.mkldnn._linear_po
 Used only where nothing needs gradients (no autograd: `torch.no_grad()` / `torch.inference_mode()`), on CPU
 float32 tensors; everywhere else (training, GPU, autocast) this is exactly `F.linear` (+ `F.gelu`). The packed
 weight is cached beside the module (a weak map, so copies and pickles of the model never carry it) and
-rebuilt when the parameter changes (`_version` / `data_ptr`), as the positional conv's weight is. If the ops are missing or fail, the first failure turns the path off for the
-process and the plain ops run.
+rebuilt when the parameter changes (`weights_key`, which the positional conv's weight cache uses too). If
+the ops are missing or fail, the first failure turns the path off for the process and the plain ops run.
 """
 
 from __future__ import annotations
@@ -37,9 +37,16 @@ def usable(x: Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu"))
 
 
+def weights_key(*params: Tensor) -> tuple:
+    """What a tensor derived from `params` depends on: storage, in-place updates (`_version`: optimizer steps,
+    load_state_dict), dtype, device, shape, and whether inference mode (whose tensors are special) is on."""
+    return tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in params) + (
+        torch.is_inference_mode_enabled(),)
+
+
 def _packed(module: nn.Linear) -> Tensor:
     w = module.weight
-    key = (w.data_ptr(), w._version, w.shape, torch.is_inference_mode_enabled())
+    key = weights_key(w)
     cache = _CACHE.get(module)
     if cache is None or cache[0] != key:
         cache = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), _PACK_ROWS_HINT))
