@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
 
 
 
@@ -27,12 +27,16 @@ def register(app: typer.Typer) -> None:
         device: Device = "cpu",
         dtype: Dtype = "fp32",
         progress: Progress = True,
+        threads: Threads = None,
     ) -> None:
         """Force-align reference transcripts to the audio; write align.jsonl and align.ctm.
 
         Example: w2v2 align exp/ft/best data/test.tsv --out exp/align
         """
         from w2v2cli.decode.run import DecodeConfig, align_manifest, summary_rows  # torch: import on use
+        from w2v2cli.runtime import configure_runtime
+
+        configure_runtime(threads=threads)
 
         cfg = DecodeConfig(batch_seconds=batch_seconds, chunk_seconds=chunk_seconds, device=device, dtype=dtype,
                            progress=progress)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
 
 
 
@@ -37,12 +37,16 @@ def register(app: typer.Typer) -> None:
         device: Device = "cpu",
         dtype: Dtype = "fp32",
         progress: Progress = True,
+        threads: Threads = None,
     ) -> None:
         """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
 
         Example: w2v2 decode exp/ft/best data/test.tsv --out exp/decode --decoder beam --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin
         """
         from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows  # torch: import on use
+        from w2v2cli.runtime import configure_runtime
+
+        configure_runtime(threads=threads)
 
         cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
                            beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,

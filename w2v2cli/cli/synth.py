@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same corpus, bit for bit.")] = 0,
         jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel synthesis pipelines.")] = 2,
         engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: espeak, flite (flite speaks English only).")] = "espeak,flite",
+        lm_sentences: Annotated[int, typer.Option("--lm-sentences", min=0, help="librispeech: also write librispeech-lm-norm.txt with this many text-only training sentences (LM text).")] = 0,
         force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus made with other settings.")] = False,
     ) -> None:
         """Synthesise a small speech corpus laid out like a real one.
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         common = dict(n_speakers=speakers, utts_per_speaker=utts, seed=seed, hours=hours, jobs=jobs, force=force,
                       progress=True)
         if kind == "librispeech":
-            corpus = make_librispeech(out_dir, engines=engine_list, **common)
+            corpus = make_librispeech(out_dir, engines=engine_list, lm_sentences=lm_sentences, **common)
         elif kind == "commonvoice":
             corpus = make_commonvoice(out_dir, langs=lang_list, engines=engine_list, **common)
         else:

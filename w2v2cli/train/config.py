@@ -79,6 +79,11 @@ class DataConfig:
     normalize: bool | str = "auto"  # auto (model.normalize_audio) | true | false: zero mean unit variance per utterance
     num_workers: int = 2
     prefetch_factor: int = 2
+    # training-time augmentation (w2v2cli/data/augment.py); validation and decoding never augment
+    speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]: Kaldi-style speed factors
+    noise_prob: float = 0.0  # share of training utterances that get additive noise
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])  # SNR range in dB, drawn uniformly
+    noise_manifest: str = ""  # fairseq .tsv of noise recordings (e.g. MUSAN noise); "" = synthetic coloured noise
 
     def __post_init__(self) -> None:
         if self.padding not in ("auto", "pad", "crop"):
@@ -94,6 +99,12 @@ class DataConfig:
             raise ConfigError(f"data.sampling_alpha must be >= 0, got {self.sampling_alpha}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if any(not 0.5 <= float(f) <= 2.0 for f in self.speed_perturb):
+            raise ConfigError(f"data.speed_perturb factors must lie in [0.5, 2.0], got {self.speed_perturb}")
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ConfigError(f"data.noise_prob must lie in [0, 1], got {self.noise_prob}")
+        if len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]:
+            raise ConfigError(f"data.noise_snr must be [low, high] in dB, got {self.noise_snr}")
 
 
 @dataclass

@@ -34,6 +34,7 @@ import torch
 from rich.console import Console
 
 from w2v2cli.config import save_yaml, to_dict
+from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -237,9 +238,11 @@ class Trainer:
         d = self.cfg.data
         pad = self._pad()
         targets = self._targets(manifests)
+        augment = make_augmenter(d.speed_perturb, d.noise_prob, d.noise_snr, d.noise_manifest,
+                                 d.sample_rate) if train else None
         ds = AudioDataset.from_manifests(manifests, langs=langs, targets=targets, sample_rate=d.sample_rate,
                                          normalize=self._normalize(), max_sample_size=d.max_sample_size,
-                                         pad=pad, seed=self.cfg.seed)
+                                         pad=pad, seed=self.cfg.seed, augment=augment)
         labelled = targets is not None
         if train:
             sampler = BucketBatchSampler(ds.sizes, d.max_tokens, d.max_sample_size, d.min_sample_size,
