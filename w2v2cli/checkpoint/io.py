@@ -29,7 +29,7 @@ from torch import nn
 from w2v2cli.config import from_dict, to_dict
 from w2v2cli.errors import CheckpointError, ConfigError
 from w2v2cli.model.config import ModelConfig
-from w2v2cli.vocab import Vocabulary
+from w2v2cli.vocab import Vocabulary, check_vocab_size
 
 FORMAT_NAME = "w2v2-checkpoint"
 FORMAT_VERSION = 1
@@ -80,10 +80,8 @@ def save_checkpoint(
     """
     dest = Path(dir)
     _check_kind(kind)
-    if kind == "ctc" and vocab is not None and len(vocab) != cfg.vocab_size:
-        raise CheckpointError(
-            f"cannot save {dest}: vocabulary has {len(vocab)} tokens but the model has {cfg.vocab_size} outputs"
-        )
+    if kind == "ctc":
+        check_vocab_size(vocab, cfg.vocab_size, f"cannot save {dest}")
     state = model if isinstance(model, dict) else _unwrap(model).state_dict()
     meta = {
         "format": FORMAT_NAME,
@@ -315,10 +313,7 @@ def build_loaded(
     if wanted == "ctc":
         if cfg.vocab_size <= 0:
             raise CheckpointError(f"{where}: CTC checkpoint with model.vocab_size = {cfg.vocab_size}")
-        if vocab is not None and len(vocab) != cfg.vocab_size:
-            raise CheckpointError(
-                f"{where}: vocabulary has {len(vocab)} tokens but the model has {cfg.vocab_size} outputs"
-            )
+        check_vocab_size(vocab, cfg.vocab_size, where)
     try:
         model = build_model(cfg, wanted)
     except (ValueError, TypeError) as err:

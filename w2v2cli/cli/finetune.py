@@ -49,7 +49,7 @@ def finetune_cmd(
     Example: w2v2 finetune data/train-1h.tsv --valid data/dev-clean.tsv --init exp/pt/checkpoint_last
     --config base_1h --out exp/ft --resume auto
     """
-    from w2v2cli.train.finetune import finetune
+    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune
 
     console = Console(stderr=True)
     result = finetune(train, out, init=init, config=config, overrides=set_ or [], valid=valid or [],
@@ -62,7 +62,7 @@ def finetune_cmd(
     if v:
         rows += [("valid loss", f"{v['loss']:.4g}"), ("valid WER", f"{100 * v['wer']:.2f} %"),
                  ("valid CER", f"{100 * v['cer']:.2f} %")]
-        if v.get("empty_frac", 0) >= 0.9:
+        if v.get("empty_frac", 0) >= ALL_BLANK_EMPTY_SHARE:
             rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
     print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
 

@@ -142,3 +142,8 @@ def letter_counts(ltr_lines: Iterable[str]) -> list[tuple[str, int]]:
 def format_dict(counts: list[tuple[str, int]]) -> str:
     """Text of a fairseq `dict.ltr.txt`: one `symbol count` per line."""
     return "".join(f"{sym} {n}\n" for sym, n in counts)
+
+
+def ltr_to_words(line: str) -> str:
+    """`A | M A N |` -> `A MAN` (fairseq letter targets back to words)."""
+    return " ".join("".join(word.split()) for word in line.split("|") if word.strip())

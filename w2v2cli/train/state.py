@@ -118,3 +118,8 @@ def load_trainer_state(path: str | os.PathLike) -> tuple[TrainerState, dict[str,
     known = {f.name for f in fields(TrainerState)}
     state = TrainerState(**{k: v for k, v in payload["trainer"].items() if k in known})
     return state, payload
+
+
+def micro_batch_seed(seed: int, epoch: int, position: int) -> int:
+    """Seed of the global RNG for one global batch: the same on any rank and after a resume."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, dtype=np.uint64)[0] >> 1)
