@@ -42,10 +42,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from w2v2cli.config import atomic_write_text
 from w2v2cli.data.text import ltr_to_words
 from w2v2cli.errors import ManifestError
-from w2v2cli.textio import read_utf8_lines
+from w2v2cli.textio import atomic_write_text, read_utf8_lines
 
 # sclite's word-to-word distances (sctk word.c, wwd_WORD).
 COST_SUB = 4

@@ -115,14 +115,6 @@ def normalize_text(text: str, lang: str = "en") -> str:
     return out
 
 
-def check_characters(text: str, lang: str) -> None:
-    """Raise `UnknownCharacterError` if `text` (already normalised) has a character outside the alphabet."""
-    lang = base_lang(lang)
-    for c in text:
-        if c != " " and not _allowed(c, lang):
-            raise UnknownCharacterError(c, text, lang)
-
-
 def to_letters(words: str) -> str:
     """fairseq `.ltr` line: "A MAN" -> "A | M A N |"."""
     words = " ".join(words.split())

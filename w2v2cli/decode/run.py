@@ -237,7 +237,7 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
-    from w2v2cli.checkpoint.io import load_model_any
+    from w2v2cli.checkpoint.formats import load_model_any
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)
@@ -274,7 +274,7 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     from w2v2cli.data.manifest import read_manifest
 
     ids_all = utterance_ids([e.path for e in read_manifest(manifest_path).entries])
-    from w2v2cli.checkpoint.io import load_model_any
+    from w2v2cli.checkpoint.formats import load_model_any
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)

@@ -4,7 +4,7 @@
     >>> cfg = model_preset("xlsr", vocab_size=32)
 
 Field names follow fairseq's `Wav2Vec2Config` so imported checkpoints map one to one.
-Values are from ../shared/REFERENCE.md (paper + fairseq configs).
+Values are from the wav2vec 2.0 paper (Baevski et al. 2020) and fairseq's published configs.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
     >>> result.valid_metrics["wer"], result.best_checkpoint          # 0.21, exp/ft/checkpoint_best
     >>> evaluate_ctc("exp/ft/checkpoint_best", ["data/test-clean.tsv"])["wer"]
 
-What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-tuning defaults"):
+What happens, in the order of the paper's fine-tuning recipe (wav2vec 2.0 paper, appendix):
 
 * Labels lie beside each manifest (`X.ltr` or `X.wrd`: `task.labels`, else the other one); label line i belongs to manifest entry i
   (file line i + 1, after the root line). A count mismatch is a ManifestError naming the first unpaired line; a
@@ -29,7 +29,6 @@ What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,7 +98,7 @@ class InitWeights:
 
 def load_init(spec: str | os.PathLike, dict_path: str | os.PathLike | None = None) -> InitWeights:
     """Reads our checkpoint dir, a transformers dir or a fairseq `.pt` and keeps what fine-tuning needs."""
-    from w2v2cli.checkpoint.io import detect_format, load_model_any
+    from w2v2cli.checkpoint.formats import detect_format, load_model_any
 
     fmt = detect_format(spec)
     loaded = load_model_any(spec, dict_path=dict_path if fmt == "fairseq" else None)

@@ -23,8 +23,8 @@ from typing import Any
 
 from rich.console import Console
 
-from w2v2cli.config import atomic_write_text
 from w2v2cli.train.config import LoggingConfig
+from w2v2cli.textio import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from w2v2cli.errors import CheckpointError
+from w2v2cli.textio import atomic_write_bytes
 
 STATE_FILE = "trainer_state.pt"
 STATE_VERSION = 1
@@ -88,17 +89,7 @@ def trainer_state_bytes(state: TrainerState, optimizer: torch.optim.Optimizer | 
 
 def save_trainer_state(path: str | os.PathLike, data: bytes) -> None:
     """Atomic write (temp file + fsync + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, data)
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[TrainerState, dict[str, Any]]:
