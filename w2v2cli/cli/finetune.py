@@ -51,7 +51,7 @@ def finetune_cmd(
     --config base_1h --out exp/ft --resume auto
     """
     from w2v2cli.runtime import configure_runtime
-    from w2v2cli.train.finetune import finetune
+    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
@@ -65,7 +65,7 @@ def finetune_cmd(
     if v:
         rows += [("valid loss", f"{v['loss']:.4g}"), ("valid WER", f"{100 * v['wer']:.2f} %"),
                  ("valid CER", f"{100 * v['cer']:.2f} %")]
-        if v.get("empty_frac", 0) >= 0.9:
+        if v.get("empty_frac", 0) >= ALL_BLANK_EMPTY_SHARE:
             rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
     print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
 

@@ -45,17 +45,18 @@ from pathlib import Path
 
 import soundfile as sf
 
+from w2v2cli.data.manifest import MLS_LANGS
 from w2v2cli.data.sentences import LANGUAGES, SentenceGenerator, pool_for_subset
 from w2v2cli.data.text import normalize_text
 from w2v2cli.errors import DataError, ToolMissingError
+from w2v2cli.textio import atomic_write_text
 
 MARKER = ".w2v2-synth.json"
 LIBRI_SUBSETS = ("train-clean-100", "dev-clean", "test-clean")
 LM_TEXT = "librispeech-lm-norm.txt"  # LibriSpeech's LM corpus name (upper case, one sentence a line)
 CV_SPLITS = ("train", "dev", "test")
 MLS_SPLITS = ("train", "dev", "test")
-MLS_NAMES = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
-             "nl": "dutch", "pt": "portuguese", "pl": "polish"}
+MLS_NAMES = {code: name for name, code in MLS_LANGS.items()}  # "de" -> "german" (mls_german/)
 #: Common Voice 17 column header of train/dev/test/validated/invalidated/other.tsv
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
               "age", "gender", "accents", "variant", "locale", "segment")
@@ -343,13 +344,6 @@ def _build(out_dir: str | os.PathLike, params: dict, force: bool,
         raise
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------------------------
 # LibriSpeech
 
@@ -427,14 +421,14 @@ def make_librispeech(
                 by_chapter.setdefault(u.path.parent, []).append(u)
             for chap_dir, utts in by_chapter.items():
                 spk, chap = chap_dir.parent.name, chap_dir.name
-                _atomic_text(chap_dir / f"{spk}-{chap}.trans.txt",
+                atomic_write_text(chap_dir / f"{spk}-{chap}.trans.txt",
                              "".join(f"{u.utt_id} {u.text}\n" for u in sorted(utts, key=lambda u: u.utt_id)))
-            _atomic_text(root / "SPEAKERS.TXT",
+            atomic_write_text(root / "SPEAKERS.TXT",
                          "; ID  |SEX| SUBSET          |MINUTES| NAME (synthetic voice)\n"
                          + "".join(line + "\n" for line in speakers_txt))
             if lm_sentences:
                 stream = SentenceGenerator("en", seed + 1_000_003).unique("train", min_words, max_words, set(seen))
-                _atomic_text(root / LM_TEXT, "".join(normalize_text(next(stream), "en") + "\n"
+                atomic_write_text(root / LM_TEXT, "".join(normalize_text(next(stream), "en") + "\n"
                                                      for _ in range(lm_sentences)))
 
         return corpus, work, write_texts
@@ -529,11 +523,11 @@ def make_commonvoice(
                     lines[split].append("\t".join([u.speaker, u.path.name, sid, u.text, "", "2", "0", age,
                                                    gender, "", "", lang, ""]) + "\n")
                 for split in CV_SPLITS:
-                    _atomic_text(root / lang / f"{split}.tsv", header + "".join(lines[split]))
-                _atomic_text(root / lang / "validated.tsv", header + "".join(sum(lines.values(), [])))
+                    atomic_write_text(root / lang / f"{split}.tsv", header + "".join(lines[split]))
+                atomic_write_text(root / lang / "validated.tsv", header + "".join(sum(lines.values(), [])))
                 for extra in ("invalidated", "other"):
-                    _atomic_text(root / lang / f"{extra}.tsv", header)
-                _atomic_text(root / lang / "clip_durations.tsv", "clip\tduration[ms]\n" + "".join(
+                    atomic_write_text(root / lang / f"{extra}.tsv", header)
+                atomic_write_text(root / lang / "clip_durations.tsv", "clip\tduration[ms]\n" + "".join(
                     f"{u.path.name}\t{round(1000 * u.num_samples / u.sample_rate)}\n" for _, u, _, _ in lang_rows))
 
         return corpus, work, write_texts
@@ -603,8 +597,8 @@ def make_mls(
                 base = root / f"mls_{MLS_NAMES[lang]}"
                 for split in MLS_SPLITS:
                     utts = [u for u in corpus.utterances if u.lang == lang and u.subset == split]
-                    _atomic_text(base / split / "transcripts.txt", "".join(f"{u.utt_id}\t{u.text}\n" for u in utts))
-                _atomic_text(base / "metainfo.txt",
+                    atomic_write_text(base / split / "transcripts.txt", "".join(f"{u.utt_id}\t{u.text}\n" for u in utts))
+                atomic_write_text(base / "metainfo.txt",
                              "SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |  TITLE\n"
                              + "".join(line + "\n" for line in meta))
 

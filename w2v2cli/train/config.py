@@ -8,7 +8,7 @@ One `TrainConfig` describes a whole run, pretraining or fine-tuning (`task.name`
 `task`, `data`, `optim`, `lr` (schedule), `checkpoint`, `distributed`, `logging`, plus `seed` and `device`.
 Unknown keys are a ConfigError naming the key and the closest valid one (`w2v2cli.config.from_dict`).
 
-Pretraining presets follow fairseq's published configs (../shared/REFERENCE.md): BASE on 64 GPUs, LARGE on
+Pretraining presets follow fairseq's published configs (wav2vec 2.0 paper, Baevski et al. 2020): BASE on 64 GPUs, LARGE on
 128 GPUs. On fewer GPUs keep the effective batch by raising `optim.update_freq` (e.g. 8 GPUs -> 8 for BASE).
 Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource recipes (Table 2 + appendix).
 """
@@ -16,7 +16,6 @@ Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,8 +364,3 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def chance_loss(cfg: TrainConfig) -> float:
-    """Contrastive loss of a model that cannot tell the target from K distractors: ln(K + 1) nats."""
-    return math.log(cfg.model.num_negatives + 1)
