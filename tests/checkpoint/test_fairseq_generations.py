@@ -340,3 +340,29 @@ def test_xlsr_big_presets_count_and_import_from_cfg(preset, width):
                  "final_dim", "latent_vars", "latent_groups", "conv_layers", "conv_pos", "conv_pos_groups",
                  "extractor_mode", "conv_bias", "layer_norm_first", "normalize_audio"):
         assert getattr(imported, name) == getattr(cfg, name), name
+
+
+def test_mms_style_config_fields_without_adapters_import(tmp_path):
+    """MMS pretrained files carry the adapter fields switched off; they import as a plain wav2vec2 model."""
+    path = tmp_path / "mms1b_fl102.pt"
+    torch.save(_pretrain_state(layer_type="transformer", adp_num=-1, adp_dim=64, adp_act_fn="relu",
+                               adp_trf_idx="all", checkpoint_activations=True, required_seq_len_multiple=2), path)
+    assert read_fairseq(path).kind == "pretrain"
+
+
+def test_omegaconf_file_loads_without_omegaconf_installed(tmp_path):
+    """The product never imports omegaconf: a hydra-era file loads in a process where it cannot be imported."""
+    ta = torchaudio_ctc("lv60", seed=41)
+    path = tmp_path / "ft.pt"
+    torch.save(fairseq_ctc_file(ta, "lv60", "omegaconf"), path)
+    write_dict(tmp_path / "dict.ltr.txt")
+    code = ("import sys; sys.modules['omegaconf'] = None\n"
+            "from w2v2cli.checkpoint import load_model_any\n"
+            f"loaded = load_model_any({str(path)!r})\n"
+            "assert 'omegaconf' not in {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+            "print(loaded.kind, loaded.cfg.normalize_audio)")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["ctc", "True"]
