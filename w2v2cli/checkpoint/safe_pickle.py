@@ -131,8 +131,11 @@ _OMEGACONF_ALLOWED = _omegaconf_allow_list()  # created once: the unpickler comp
 
 
 def _state_get(obj: _Inert, key: str, default: Any = None) -> Any:
+    """`key` of the pickled state (`_content`, `_val`), also under its name without the underscore."""
     state = obj.state[0] if isinstance(obj.state, tuple) and len(obj.state) == 2 else obj.state
-    return state.get(key, default) if isinstance(state, dict) else default
+    if not isinstance(state, dict):
+        return default
+    return state[key] if key in state else state.get(key.lstrip("_"), default)
 
 
 def plain_config(obj: Any, _seen: dict[int, Any] | None = None, _inside: bool = False) -> Any:
