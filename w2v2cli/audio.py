@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from w2v2cli.errors import AudioError
+from w2v2cli.textio import atomic_path
 
 #: Receptive field of the wav2vec 2.0 conv encoder: shorter audio gives zero frames.
 MIN_SAMPLES = 400
@@ -123,12 +124,5 @@ def load_audio(
 
 def save_flac(path: str | os.PathLike, wav: np.ndarray, samplerate: int) -> None:
     """Write float mono audio as 16-bit FLAC atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(wav, -1.0, 1.0 - 1.0 / 32768), samplerate, subtype="PCM_16", format="FLAC")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

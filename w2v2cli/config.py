@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 import yaml
 
 from w2v2cli.errors import ConfigError
+from w2v2cli.textio import atomic_write_text
 
 T = TypeVar("T")
 
@@ -184,23 +184,6 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys to values")
     return data
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes via a temp file in the same directory + rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_yaml(data: dict[str, Any], path: str | os.PathLike) -> None:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from w2v2cli.config import atomic_write_text, save_yaml
+from w2v2cli.config import save_yaml
 from w2v2cli.errors import DataError, ToolMissingError
-from w2v2cli.textio import read_utf8_lines
+from w2v2cli.textio import atomic_write_text, read_utf8_lines
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KENLM_HINT = "run 'bash tools/install_kenlm.sh' (builds lmplz and build_binary into tools/kenlm/bin)"

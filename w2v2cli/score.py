@@ -42,9 +42,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from w2v2cli.config import atomic_write_text
+from w2v2cli.data.text import ltr_to_words
 from w2v2cli.errors import ManifestError
-from w2v2cli.textio import read_utf8_lines
+from w2v2cli.textio import atomic_write_text, read_utf8_lines
 
 # sclite's word-to-word distances (sctk word.c, wwd_WORD).
 COST_SUB = 4
@@ -319,11 +319,6 @@ class Transcripts:
 
 def _read_lines(path: Path) -> list[str]:
     return read_utf8_lines(path, ManifestError, "transcript file")
-
-
-def ltr_to_words(line: str) -> str:
-    """`A | M A N |` -> `A MAN` (fairseq letter targets back to words)."""
-    return " ".join("".join(word.split()) for word in line.split("|") if word.strip())
 
 
 def read_transcripts(path: str | Path, fmt: str | None = None) -> Transcripts:

@@ -1,8 +1,18 @@
-"""Reading user text files (transcripts, LM corpora) with errors that name the file and line."""
+"""Files: reading user text files (transcripts, LM corpora) with errors that name the file and line, and the one
+way every module writes a file atomically.
+
+    >>> lines = read_utf8_lines("ref.wrd", ManifestError, "transcript file")
+    >>> atomic_write_text("exp/dict.ltr.txt", text)          # readers see the old file or the new one, never half
+    >>> with atomic_path("curves.png") as tmp:               # for writers that want a path (soundfile, matplotlib)
+    ...     fig.savefig(tmp)
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
+from typing import Iterator
 
 from w2v2cli.errors import W2V2Error
 
@@ -22,3 +32,32 @@ def read_utf8_lines(path: str | Path, error: type[W2V2Error], what: str = "file"
         line = data[: err.start].count(b"\n") + 1
         raise error(f"{path}:{line}: not valid UTF-8") from None
     return text.splitlines()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` (same suffix, so writers that go by the extension still work); renamed over
+    `path` when the block succeeds, removed when it fails. Creates the parent directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` via a temp file in the same directory, fsync and rename: readers never see half a file."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -298,3 +298,9 @@ def collapse_ctc(ids: Sequence[int], blank: int = 0) -> list[int]:
             out.append(i)
         prev = i
     return out
+
+
+def check_vocab_size(vocab: "Vocabulary | None", vocab_size: int, where: str, error: type = CheckpointError) -> None:
+    """The one rule tying a CTC model to its vocabulary: `vocab_size` outputs, one per token (blank included)."""
+    if vocab is not None and len(vocab) != vocab_size:
+        raise error(f"{where}: vocabulary has {len(vocab)} tokens but the model has {vocab_size} outputs")

@@ -13,16 +13,19 @@ from w2v2cli.data.collate import collate
 from w2v2cli.errors import ConfigError, DataError, ManifestError
 from w2v2cli.model import build_model, model_preset
 from w2v2cli.train.config import training_preset
-from w2v2cli.train.finetune import (CTCTask, build_vocab, ctc_frames, encode_labels, finetune_config_name,
-                                    finetune_model_config, min_ctc_frames, read_label_lines)
+from w2v2cli.data.labels import build_vocab, encode_labels, read_label_lines
+from w2v2cli.model.losses import min_ctc_frames
+from w2v2cli.train.config import LoggingConfig
+from w2v2cli.train.finetune import CTCTask, finetune_config_name, finetune_model_config
+from w2v2cli.train.logging import RunLogger
 from w2v2cli.vocab import Vocabulary
 
 from ft_helpers import copy_subset
 
 
-def _task(vocab: Vocabulary, run_dir=None, **changes) -> CTCTask:
+def _task(vocab: Vocabulary, **changes) -> CTCTask:
     cfg = training_preset("tiny_ctc", **{"model.vocab_size": len(vocab), **changes})
-    return CTCTask(cfg, vocab, run_dir=run_dir)
+    return CTCTask(cfg, vocab)
 
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -134,8 +137,8 @@ def test_frame_counts_match_the_model():
     cfg = model_preset("tiny")
     model = build_model(cfg, "encoder")
     sizes = torch.tensor([400, 401, 16000, 33679, 160000])
-    assert [ctc_frames(int(n), cfg.conv_layers) for n in sizes] == model.output_lengths(sizes).tolist()
-    assert [ctc_frames(400, cfg.conv_layers), ctc_frames(16000, cfg.conv_layers)] == [1, 49]
+    assert [cfg.num_frames(int(n)) for n in sizes] == model.output_lengths(sizes).tolist()
+    assert [cfg.num_frames(400), cfg.num_frames(16000)] == [1, 49]
     assert min_ctc_frames([5, 5, 6, 5]) == 5  # a blank must separate the repeated 5
 
 
@@ -211,20 +214,24 @@ def test_validation_counts_words_and_characters(four):
     m = task.valid_metrics(sums)
     assert m["wer"] == pytest.approx(0.5) and m["cer"] == pytest.approx(0.4)
     assert m["blank_frac"] == pytest.approx(30 / 40) and m["empty_frac"] == 0.0
-    assert task.warnings == []
+    assert task.valid_health(m, 0) == []
 
 
 def test_all_blank_validation_is_reported(four, tmp_path):
     vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
-    task = _task(vocab, run_dir=tmp_path, **{"task.freeze_finetune_updates": 50})
+    task = _task(vocab, **{"task.freeze_finetune_updates": 50})
     model = task.build_model(task.cfg)
     task.begin_update(model, 19)  # the validation after 20 updates, still frozen
     logits = _emissions(vocab, [[], []], 20)
     batch = collate([torch.zeros(8000).numpy()] * 2, ids=[0, 1], targets=[vocab.encode("A |"), vocab.encode("B |")])
     m = task.valid_metrics(task.valid_step(FixedEmissions(logits, torch.tensor([20, 20])), batch))
     assert m["empty_frac"] == 1.0 and m["wer"] == 1.0 and m["blank_prob"] > 0.99
-    assert len(task.warnings) == 1
-    text = task.warnings[0]
+    warnings = task.valid_health(m, 20)  # the trainer passes the updates done and logs what comes back
+    assert len(warnings) == 1
+    text = warnings[0][1]
+    log = RunLogger(tmp_path, LoggingConfig(progress="none"), 100)
+    log.warn(20, text)
+    log.close()
     assert "only blanks" in text and "update 20" in text
     for cause in ("still frozen", "task.freeze_finetune_updates 50", "too few updates", "optim.lr",
                   "vocabulary mismatch", "normalisation mismatch"):

@@ -13,9 +13,7 @@ from w2v2cli.checkpoint.io import (
     ImportedModel,
     LoadedCheckpoint,
     detect_format,
-    import_checkpoint,
     load_checkpoint,
-    load_model_any,
     load_weights,
     parameter_counts,
     read_checkpoint_meta,
@@ -23,6 +21,7 @@ from w2v2cli.checkpoint.io import (
     save_weights,
     write_dir_atomically,
 )
+from w2v2cli.checkpoint.formats import import_checkpoint, load_model_any
 
 __all__ = [
     "ImportedModel", "LoadedCheckpoint", "detect_format", "import_checkpoint", "load_checkpoint", "load_model_any",

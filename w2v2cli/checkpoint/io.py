@@ -2,13 +2,13 @@
 
     >>> save_checkpoint("exp/base/ckpt", model, cfg, kind="pretrain", provenance={"step": 1000})
     >>> ckpt = load_checkpoint("exp/base/ckpt", kind="encoder")   # a Wav2Vec2Model from any kind
-    >>> ckpt = load_model_any("wav2vec_small_960h.pt")            # ours, a transformers dir or a fairseq .pt
 
 `config.yaml` holds `model:` (the ModelConfig), `kind:` (pretrain | ctc | encoder), `vocab:` (Vocabulary or
 null), `provenance:` (where the weights came from) and `train:` (the resolved training config or null).
 Loading reads YAML with `yaml.safe_load` and weights with safetensors: nothing is unpickled. A save writes a
 complete new directory beside the target and swaps it in with one rename, so a crash leaves either the old
-checkpoint or the new one, never half of one.
+checkpoint or the new one, never half of one. The converters (fairseq.py, hf_dir.py) build on this module;
+`formats.py` dispatches between them, so nothing here imports a converter.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import nn
 from w2v2cli.config import from_dict, to_dict
 from w2v2cli.errors import CheckpointError, ConfigError
 from w2v2cli.model.config import ModelConfig
-from w2v2cli.vocab import Vocabulary
+from w2v2cli.vocab import Vocabulary, check_vocab_size
 
 FORMAT_NAME = "w2v2-checkpoint"
 FORMAT_VERSION = 1
@@ -80,10 +80,8 @@ def save_checkpoint(
     """
     dest = Path(dir)
     _check_kind(kind)
-    if kind == "ctc" and vocab is not None and len(vocab) != cfg.vocab_size:
-        raise CheckpointError(
-            f"cannot save {dest}: vocabulary has {len(vocab)} tokens but the model has {cfg.vocab_size} outputs"
-        )
+    if kind == "ctc":
+        check_vocab_size(vocab, cfg.vocab_size, f"cannot save {dest}")
     state = model if isinstance(model, dict) else _unwrap(model).state_dict()
     meta = {
         "format": FORMAT_NAME,
@@ -315,10 +313,7 @@ def build_loaded(
     if wanted == "ctc":
         if cfg.vocab_size <= 0:
             raise CheckpointError(f"{where}: CTC checkpoint with model.vocab_size = {cfg.vocab_size}")
-        if vocab is not None and len(vocab) != cfg.vocab_size:
-            raise CheckpointError(
-                f"{where}: vocabulary has {len(vocab)} tokens but the model has {cfg.vocab_size} outputs"
-            )
+        check_vocab_size(vocab, cfg.vocab_size, where)
     try:
         model = build_model(cfg, wanted)
     except (ValueError, TypeError) as err:
@@ -366,50 +361,6 @@ def detect_format(spec: str | os.PathLike) -> str:
     if path.is_file():
         return "fairseq"
     raise CheckpointError(f"checkpoint {path} does not exist")
-
-
-def load_model_any(
-    spec: str | os.PathLike, kind: str | None = None, device: str = "cpu", dict_path: str | os.PathLike | None = None,
-) -> LoadedCheckpoint:
-    """Loads our checkpoint dir, a transformers dir or a fairseq `.pt` (converted in memory)."""
-    fmt = detect_format(spec)
-    if fmt == "w2v2":
-        return load_checkpoint(spec, kind=kind, device=device)
-    if fmt == "hf":
-        from w2v2cli.checkpoint.hf_dir import read_hf_dir
-
-        imported = read_hf_dir(spec)
-    else:
-        from w2v2cli.checkpoint.fairseq import read_fairseq
-
-        imported = read_fairseq(spec, dict_path=dict_path)
-    loaded = build_loaded(imported.state_dict, imported.cfg, imported.kind, imported.vocab, kind, device, str(spec))
-    loaded.provenance = dict(imported.provenance)
-    return loaded
-
-
-def import_checkpoint(
-    source: str | os.PathLike, out: str | os.PathLike, fmt: str, dict_path: str | os.PathLike | None = None,
-) -> LoadedCheckpoint:
-    """Converts a transformers dir (fmt 'hf') or a fairseq .pt (fmt 'fairseq') into our checkpoint at `out`.
-
-    The converted weights are loaded into our model (strict) before anything is written.
-    """
-    if fmt == "hf":
-        from w2v2cli.checkpoint.hf_dir import read_hf_dir
-
-        imported = read_hf_dir(source)
-    elif fmt == "fairseq":
-        from w2v2cli.checkpoint.fairseq import read_fairseq
-
-        imported = read_fairseq(source, dict_path=dict_path)
-    else:
-        raise CheckpointError(f"unknown import format {fmt!r}", hint="hf or fairseq")
-    loaded = build_loaded(imported.state_dict, imported.cfg, imported.kind, imported.vocab, None, "cpu", str(source))
-    save_checkpoint(out, loaded.model, loaded.cfg, loaded.kind, vocab=loaded.vocab, provenance=imported.provenance)
-    loaded.provenance = dict(imported.provenance)
-    loaded.path = Path(out)
-    return loaded
 
 
 # ---------------------------------------------------------------------------------------------- summary

@@ -14,46 +14,52 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
 
+
+
+def decode_cmd(
+    ckpt: CtcCheckpoint,
+    manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv; TEST.wrd or TEST.ltr beside it gives references.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (hyp.wrd, hyp.trn, ref.trn, hyp.jsonl).")],
+    decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
+    lexicon: Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")] = None,
+    lm: Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")] = None,
+    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam size.")] = 500,
+    beam_threshold: Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")] = 50.0,
+    lm_weight: Annotated[float, typer.Option("--lm-weight", help="Language model weight.")] = 2.0,
+    word_score: Annotated[float, typer.Option("--word-score", help="Score added per word.")] = -1.0,
+    batch_seconds: BatchSeconds = 200.0,
+    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping windows of this length.")] = 30.0,
+    chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a window.")] = 2.0,
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    progress: Progress = True,
+    threads: Threads = None,
+) -> None:
+    """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
+
+    Example: w2v2 decode exp/ft/best data/test.tsv --out exp/decode --decoder beam --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin
+    """
+    from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows  # torch: import on use
+    from w2v2cli.runtime import configure_runtime
+
+    configure_runtime(threads=threads)
+
+    cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
+                       beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
+                       batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
+                       chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress)
+    res = decode_manifest(ckpt, manifest, out, cfg)
+    table = Table(title=f"decode ({decoder})", header_style="bold")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for name, value in summary_rows(res):
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {', '.join(sorted(res.files))} in {out}")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("decode")
-    def decode(
-        ckpt: CtcCheckpoint,
-        manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv; TEST.wrd or TEST.ltr beside it gives references.")],
-        out: Annotated[Path, typer.Option("--out", help="Output directory (hyp.wrd, hyp.trn, ref.trn, hyp.jsonl).")],
-        decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
-        lexicon: Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")] = None,
-        lm: Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")] = None,
-        beam: Annotated[int, typer.Option("--beam", min=1, help="Beam size.")] = 500,
-        beam_threshold: Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")] = 50.0,
-        lm_weight: Annotated[float, typer.Option("--lm-weight", help="Language model weight.")] = 2.0,
-        word_score: Annotated[float, typer.Option("--word-score", help="Score added per word.")] = -1.0,
-        batch_seconds: BatchSeconds = 200.0,
-        chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping windows of this length.")] = 30.0,
-        chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a window.")] = 2.0,
-        device: Device = "cpu",
-        dtype: Dtype = "fp32",
-        progress: Progress = True,
-    ) -> None:
-        """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
-
-        Example: w2v2 decode exp/ft/best data/test.tsv --out exp/decode --decoder beam --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin
-        """
-        from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows  # torch: import on use
-
-        cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
-                           beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
-                           batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
-                           chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress)
-        res = decode_manifest(ckpt, manifest, out, cfg)
-        table = Table(title=f"decode ({decoder})", header_style="bold")
-        table.add_column("")
-        table.add_column("value", justify="right")
-        for name, value in summary_rows(res):
-            table.add_row(name, value)
-        console = Console()
-        console.print(table)
-        console.print(f"wrote {', '.join(sorted(res.files))} in {out}")
+    app.command("decode")(decode_cmd)

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -43,14 +43,17 @@ def finetune_cmd(
     resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, head init, masks).")]
     = None,
+    threads: Threads = None,
 ) -> None:
     """Fine-tune a wav2vec 2.0 model with CTC on labelled audio.
 
     Example: w2v2 finetune data/train-1h.tsv --valid data/dev-clean.tsv --init exp/pt/checkpoint_last
     --config base_1h --out exp/ft --resume auto
     """
-    from w2v2cli.train.finetune import finetune
+    from w2v2cli.runtime import configure_runtime
+    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune
 
+    configure_runtime(threads=threads)
     console = Console(stderr=True)
     result = finetune(train, out, init=init, config=config, overrides=set_ or [], valid=valid or [],
                       max_updates=max_updates, resume=resume, seed=seed, vocab=vocab, vocab_size=vocab_size,
@@ -62,7 +65,7 @@ def finetune_cmd(
     if v:
         rows += [("valid loss", f"{v['loss']:.4g}"), ("valid WER", f"{100 * v['wer']:.2f} %"),
                  ("valid CER", f"{100 * v['cer']:.2f} %")]
-        if v.get("empty_frac", 0) >= 0.9:
+        if v.get("empty_frac", 0) >= ALL_BLANK_EMPTY_SHARE:
             rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
     print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
 

@@ -58,30 +58,32 @@ def _vocab_table(loaded: LoadedCheckpoint, limit: int) -> Table:
     return table
 
 
+def info_cmd(
+    ckpt: Annotated[Path, typer.Argument(help="w2v2 checkpoint dir, transformers dir or fairseq .pt file.")],
+    dict_path: Annotated[Optional[Path], typer.Option(
+        "--dict", help="Letter dictionary for a fairseq CTC checkpoint (default: beside it).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Show at most this many vocabulary entries.")] = 100,
+) -> None:
+    """Print a checkpoint's config, parameter count per part and vocabulary.
+
+    Example: w2v2 info exp/base/ckpt
+    """
+    from w2v2cli.checkpoint import load_model_any, parameter_counts  # torch: import on use
+
+    loaded = load_model_any(ckpt, dict_path=dict_path)
+    console = Console()
+    console.print(_config_table(loaded))
+    console.print(_params_table(parameter_counts(loaded.model)))
+    if loaded.vocab is not None:
+        console.print(_vocab_table(loaded, max_tokens))
+    if loaded.provenance:
+        table = Table(title="provenance", header_style="bold")
+        table.add_column("key")
+        table.add_column("value")
+        for key, value in loaded.provenance.items():
+            table.add_row(str(key), str(value))
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("info")
-    def info(
-        ckpt: Annotated[Path, typer.Argument(help="w2v2 checkpoint dir, transformers dir or fairseq .pt file.")],
-        dict_path: Annotated[Optional[Path], typer.Option(
-            "--dict", help="Letter dictionary for a fairseq CTC checkpoint (default: beside it).")] = None,
-        max_tokens: Annotated[int, typer.Option(help="Show at most this many vocabulary entries.")] = 100,
-    ) -> None:
-        """Print a checkpoint's config, parameter count per part and vocabulary.
-
-        Example: w2v2 info exp/base/ckpt
-        """
-        from w2v2cli.checkpoint import load_model_any, parameter_counts  # torch: import on use
-
-        loaded = load_model_any(ckpt, dict_path=dict_path)
-        console = Console()
-        console.print(_config_table(loaded))
-        console.print(_params_table(parameter_counts(loaded.model)))
-        if loaded.vocab is not None:
-            console.print(_vocab_table(loaded, max_tokens))
-        if loaded.provenance:
-            table = Table(title="provenance", header_style="bold")
-            table.add_column("key")
-            table.add_column("value")
-            for key, value in loaded.provenance.items():
-                table.add_row(str(key), str(value))
-            console.print(table)
+    app.command("info")(info_cmd)

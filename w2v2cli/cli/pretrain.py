@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -29,13 +29,16 @@ def pretrain_cmd(
     max_updates: MaxUpdates = None,
     resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, init, masks).")] = None,
+    threads: Threads = None,
 ) -> None:
     """Pretrain a wav2vec 2.0 model on unlabelled audio.
 
     Example: w2v2 pretrain data/train.tsv --valid data/dev.tsv --config tiny --out exp/pt --resume auto
     """
+    from w2v2cli.runtime import configure_runtime
     from w2v2cli.train.pretrain import pretrain
 
+    configure_runtime(threads=threads)
     console = Console(stderr=True)
     result = pretrain(train, out, config=config, overrides=set_ or [], valid=valid or [], max_updates=max_updates,
                       resume=resume, seed=seed, console=console)

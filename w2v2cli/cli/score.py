@@ -54,31 +54,33 @@ def _confusion_table(res: ScoreResult, limit: int = 10) -> Table:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("score")
-    def score(
-        ref: Annotated[Path, typer.Argument(help="Reference transcripts: .trn ('words (utt-id)'), .wrd, .ltr or plain text.")],
-        hyp: Annotated[Path, typer.Argument(help="Hypothesis transcripts, same format rules as REF.")],
-        cer: Annotated[bool, typer.Option("--cer", help="Show the per-speaker table and confusions in characters (CER) instead of words.")] = False,
-        report: Annotated[Optional[Path], typer.Option("--report", help="Write pralign.*.txt, speakers.*.tsv, confusions.*.tsv and summary.json here.")] = None,
-        lowercase: Annotated[bool, typer.Option("--lowercase", help="Lower-case both sides before scoring (off: exact, like sclite -s).")] = False,
-        remove_punctuation: Annotated[bool, typer.Option("--remove-punctuation", help="Remove Unicode punctuation from both sides before scoring.")] = False,
-        bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of utterances for the 95% interval (0: none).")] = 1000,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    ) -> None:
-        """Score HYP against REF with sclite's alignment rules.
+def score_cmd(
+    ref: Annotated[Path, typer.Argument(help="Reference transcripts: .trn ('words (utt-id)'), .wrd, .ltr or plain text.")],
+    hyp: Annotated[Path, typer.Argument(help="Hypothesis transcripts, same format rules as REF.")],
+    cer: Annotated[bool, typer.Option("--cer", help="Show the per-speaker table and confusions in characters (CER) instead of words.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write pralign.*.txt, speakers.*.tsv, confusions.*.tsv and summary.json here.")] = None,
+    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lower-case both sides before scoring (off: exact, like sclite -s).")] = False,
+    remove_punctuation: Annotated[bool, typer.Option("--remove-punctuation", help="Remove Unicode punctuation from both sides before scoring.")] = False,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of utterances for the 95% interval (0: none).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Score HYP against REF with sclite's alignment rules.
 
-        Example: w2v2 score exp/decode/ref.trn exp/decode/hyp.trn --report exp/decode/score
-        """
-        cfg = ScoreConfig(lowercase=lowercase, remove_punctuation=remove_punctuation, bootstrap=bootstrap, seed=seed)
-        result = score_files(ref, hyp, cfg)
-        console = Console()
-        console.print(_summary_table(result.word, result.char))
-        detail = result.char if cer else result.word
-        if detail.speakers:
-            console.print(_speaker_table(detail))
-        if detail.confusions or detail.insertions or detail.deletions:
-            console.print(_confusion_table(detail))
-        if report is not None:
-            paths = write_report(result, report)
-            console.print(f"report: {len(paths)} files in {report}")
+    Example: w2v2 score exp/decode/ref.trn exp/decode/hyp.trn --report exp/decode/score
+    """
+    cfg = ScoreConfig(lowercase=lowercase, remove_punctuation=remove_punctuation, bootstrap=bootstrap, seed=seed)
+    result = score_files(ref, hyp, cfg)
+    console = Console()
+    console.print(_summary_table(result.word, result.char))
+    detail = result.char if cer else result.word
+    if detail.speakers:
+        console.print(_speaker_table(detail))
+    if detail.confusions or detail.insertions or detail.deletions:
+        console.print(_confusion_table(detail))
+    if report is not None:
+        paths = write_report(result, report)
+        console.print(f"report: {len(paths)} files in {report}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score_cmd)

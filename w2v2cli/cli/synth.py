@@ -22,45 +22,48 @@ from w2v2cli.errors import ConfigError
 KINDS = ("librispeech", "commonvoice", "mls")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("synth")
-    def synth(
-        kind: Annotated[str, typer.Argument(help="Layout: librispeech, commonvoice or mls.")],
-        out_dir: Annotated[Path, typer.Argument(help="Output directory (plays the role of LibriSpeech/, cv-corpus-N/ or the MLS download folder).")],
-        speakers: Annotated[int, typer.Option("--speakers", min=1, help="Speakers in each training subset (dev/test get a third).")] = 4,
-        utts: Annotated[int, typer.Option("--utts", min=1, help="Utterances per training speaker (dev/test get half).")] = 10,
-        hours: Annotated[Optional[float], typer.Option("--hours", min=0.0, help="Size training subsets by estimated hours instead of --utts (per language).")] = None,
-        langs: Annotated[str, typer.Option("--langs", help="commonvoice/mls: comma-separated languages (en, de, fr, es).")] = "en,de,fr",
-        seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same corpus, bit for bit.")] = 0,
-        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel synthesis pipelines.")] = 2,
-        engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: espeak, flite (flite speaks English only).")] = "espeak,flite",
-        force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus made with other settings.")] = False,
-    ) -> None:
-        """Synthesise a small speech corpus laid out like a real one.
+def synth_cmd(
+    kind: Annotated[str, typer.Argument(help="Layout: librispeech, commonvoice or mls.")],
+    out_dir: Annotated[Path, typer.Argument(help="Output directory (plays the role of LibriSpeech/, cv-corpus-N/ or the MLS download folder).")],
+    speakers: Annotated[int, typer.Option("--speakers", min=1, help="Speakers in each training subset (dev/test get a third).")] = 4,
+    utts: Annotated[int, typer.Option("--utts", min=1, help="Utterances per training speaker (dev/test get half).")] = 10,
+    hours: Annotated[Optional[float], typer.Option("--hours", min=0.0, help="Size training subsets by estimated hours instead of --utts (per language).")] = None,
+    langs: Annotated[str, typer.Option("--langs", help="commonvoice/mls: comma-separated languages (en, de, fr, es).")] = "en,de,fr",
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same corpus, bit for bit.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel synthesis pipelines.")] = 2,
+    engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: espeak, flite (flite speaks English only).")] = "espeak,flite",
+    lm_sentences: Annotated[int, typer.Option("--lm-sentences", min=0, help="librispeech: also write librispeech-lm-norm.txt with this many text-only training sentences (LM text).")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus made with other settings.")] = False,
+) -> None:
+    """Synthesise a small speech corpus laid out like a real one.
 
-        Example: w2v2 synth librispeech corpus/LibriSpeech --hours 1.0 --seed 42 --jobs 2
-        """
-        if kind not in KINDS:
-            raise ConfigError(f"unknown corpus layout {kind!r}", hint=f"choose one of: {', '.join(KINDS)}")
-        lang_list = tuple(l.strip() for l in langs.split(",") if l.strip())
-        engine_list = tuple(e.strip() for e in engines.split(",") if e.strip())
-        for e in engine_list:
-            if e not in ("espeak", "flite"):
-                raise ConfigError(f"unknown synthesis engine {e!r}", hint="use espeak and/or flite")
-        common = dict(n_speakers=speakers, utts_per_speaker=utts, seed=seed, hours=hours, jobs=jobs, force=force,
-                      progress=True)
-        if kind == "librispeech":
-            corpus = make_librispeech(out_dir, engines=engine_list, **common)
-        elif kind == "commonvoice":
-            corpus = make_commonvoice(out_dir, langs=lang_list, engines=engine_list, **common)
-        else:
-            corpus = make_mls(out_dir, langs=lang_list, **common)
-        table = Table(title=f"{kind} corpus in {corpus.root}", header_style="bold")
-        for col in ("language", "subset", "speakers", "utterances", "hours"):
-            table.add_column(col, justify="left" if col in ("language", "subset") else "right")
-        groups = Counter((u.lang, u.subset) for u in corpus.utterances)
-        for (lang, subset), n in groups.items():
-            us = corpus.subset(subset, lang)
-            table.add_row(lang, subset, str(len({u.speaker for u in us})), str(n),
-                          f"{sum(u.num_samples / u.sample_rate for u in us) / 3600:.3f}")
-        Console().print(table)
+    Example: w2v2 synth librispeech corpus/LibriSpeech --hours 1.0 --seed 42 --jobs 2
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown corpus layout {kind!r}", hint=f"choose one of: {', '.join(KINDS)}")
+    lang_list = tuple(l.strip() for l in langs.split(",") if l.strip())
+    engine_list = tuple(e.strip() for e in engines.split(",") if e.strip())
+    for e in engine_list:
+        if e not in ("espeak", "flite"):
+            raise ConfigError(f"unknown synthesis engine {e!r}", hint="use espeak and/or flite")
+    common = dict(n_speakers=speakers, utts_per_speaker=utts, seed=seed, hours=hours, jobs=jobs, force=force,
+                  progress=True)
+    if kind == "librispeech":
+        corpus = make_librispeech(out_dir, engines=engine_list, lm_sentences=lm_sentences, **common)
+    elif kind == "commonvoice":
+        corpus = make_commonvoice(out_dir, langs=lang_list, engines=engine_list, **common)
+    else:
+        corpus = make_mls(out_dir, langs=lang_list, **common)
+    table = Table(title=f"{kind} corpus in {corpus.root}", header_style="bold")
+    for col in ("language", "subset", "speakers", "utterances", "hours"):
+        table.add_column(col, justify="left" if col in ("language", "subset") else "right")
+    groups = Counter((u.lang, u.subset) for u in corpus.utterances)
+    for (lang, subset), n in groups.items():
+        us = corpus.subset(subset, lang)
+        table.add_row(lang, subset, str(len({u.speaker for u in us})), str(n),
+                      f"{sum(u.num_samples / u.sample_rate for u in us) / 3600:.3f}")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("synth")(synth_cmd)

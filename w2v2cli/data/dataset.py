@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from w2v2cli.data.augment import Augmenter
 from w2v2cli.data.collate import Batch, collate
 from w2v2cli.data.sampler import BatchSpec
 from w2v2cli.errors import DataError, W2V2Error
@@ -61,6 +62,7 @@ class AudioDataset(Dataset):
         targets: Sequence[Sequence[int]] | None = None,
         groups: Sequence[Sequence[int]] | None = None,
         group_names: Sequence[str] | None = None,
+        augment: Augmenter | None = None,
     ):
         if len(paths) != len(sizes):
             raise ValueError(f"{len(paths)} paths but {len(sizes)} sizes")
@@ -76,6 +78,7 @@ class AudioDataset(Dataset):
         self.targets = targets
         self.groups = [np.asarray(g, dtype=np.int64) for g in groups] if groups else [np.arange(len(paths))]
         self.group_names = list(group_names) if group_names else [f"group{i}" for i in range(len(self.groups))]
+        self.augment = augment  # training only: speed perturbation / noise (w2v2cli.data.augment)
 
     @classmethod
     def from_manifests(
@@ -133,6 +136,8 @@ class AudioDataset(Dataset):
         for slot, idx in enumerate(spec.indices):
             wav = load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
             rng = np.random.default_rng([self.seed, spec.epoch, spec.position, slot])
+            if self.augment is not None:
+                wav = self.augment(wav, rng)
             wavs.append(self._crop(wav, spec.crop_to or self.max_sample_size, rng))
         if not self.pad:  # the manifest's counts may be off by a few samples: crop to the real shortest
             shortest = min(len(w) for w in wavs)

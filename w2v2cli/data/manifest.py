@@ -43,7 +43,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from pathlib import Path
 from w2v2cli.audio import MIN_SAMPLES, audio_info, load_audio, save_flac
 from w2v2cli.data.text import UnknownCharacterError, format_dict, letter_counts, normalize_text, to_letters
 from w2v2cli.errors import AudioError, ManifestError
+from w2v2cli.textio import atomic_write_text
 
 MARKER = ".w2v2-manifest.json"
 CORPORA = ("folder", "librispeech", "commonvoice", "mls")
@@ -148,31 +149,6 @@ def read_labels(manifest_path: str | os.PathLike, ext: str = "ltr") -> list[str]
         raise ManifestError(f"{lpath} has {len(labels)} lines but {manifest_path} has {n} entries",
                             hint="labels must be one line per manifest row, in the same order")
     return labels
-
-
-def write_manifest(path: str | os.PathLike, manifest: Manifest) -> None:
-    """Write a manifest atomically."""
-    _atomic_write(Path(path), manifest.to_text())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-# --------------------------------------------------------------------------------------------
-# building
 
 
 @dataclass
@@ -669,11 +645,4 @@ def _write_all(dest: Path, files: dict[str, str], record: dict) -> None:
             (dest / "rejected.tsv").unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _atomic_write(marker, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-
-
-def iter_rows(manifest: Manifest, labels: Iterable[str] | None = None) -> Iterable[tuple[Path, int, str | None]]:
-    """(absolute path, num_samples, label or None) for each row."""
-    labels = list(labels) if labels is not None else [None] * len(manifest)
-    for i, e in enumerate(manifest.entries):
-        yield manifest.root / e.path, e.num_samples, labels[i]
+    atomic_write_text(marker, json.dumps(record, indent=1, ensure_ascii=False) + "\n")

@@ -23,30 +23,34 @@ import hashlib
 import random
 from collections.abc import Iterator
 
+from w2v2cli.data import lexicon_en
+
 LANGUAGES = ("en", "de", "fr", "es")
 
+def _words(spec: str) -> list[str]:
+    """Whitespace-separated words, duplicates dropped, order (common first) kept."""
+    return list(dict.fromkeys(spec.split()))
+
+
 _EN = {
-    "nouns": """man woman child dog cat bird farmer teacher doctor sailor soldier painter baker driver king queen
-        horse fox wolf boy girl student captain merchant traveller neighbour friend stranger miller hunter""".split(),
-    "things": """box letter key lamp basket coat book ship wagon bottle hat chair table rope map candle clock
-        window door garden river bridge road village castle field forest apple bread stone flower cup""".split(),
-    "adjectives": """old young small large tall quiet happy tired brave clever kind angry busy gentle proud
-        strange heavy light dark bright cold warm empty broken green red yellow golden wooden narrow""".split(),
-    "tverbs": """carried found bought opened closed painted watched followed noticed carried lifted dropped
-        mended sold cleaned pushed pulled dragged hid brought kept wanted needed remembered""".split(),
-    "iverbs": """slept laughed waited smiled rested listened wandered hurried whispered shouted sang
-        worked danced vanished returned stopped""".split(),
-    "places": """across the bridge | near the river | in the garden | behind the old mill | under the table |
-        beside the road | at the edge of the forest | inside the castle | on the hill | by the window |
-        through the village | along the narrow path | over the field | in the kitchen | at the station""",
-    "times": """yesterday | this morning | in the evening | after dinner | before sunrise | last winter |
-        every day | at noon | late at night | on sunday | during the storm | a long time ago""",
-    "names": """john mary thomas alice peter anna george helen william clara robert emma henry lucy
-        edward martha arthur grace""".split(),
-    "adverbs": "slowly quickly quietly carefully suddenly gladly softly silently".split(),
+    "nouns": _words(lexicon_en.NOUNS),
+    "things": _words(lexicon_en.THINGS),
+    "adjectives": _words(lexicon_en.ADJECTIVES),
+    "tverbs": _words(lexicon_en.TVERBS),
+    "iverbs": _words(lexicon_en.IVERBS),
+    "place_nouns": _words(lexicon_en.PLACE_NOUNS),
+    "prepositions": lexicon_en.PREPOSITIONS,
+    "times": lexicon_en.TIMES,
+    "names": _words(lexicon_en.NAMES),
+    "adverbs": _words(lexicon_en.ADVERBS),
     "conj": "and | but | so | because | while",
     "say": "said that | thought that | knew that | believed that | told us that",
 }
+
+#: English word lists whose words can be held out of the training pool (see `held_out_word`)
+_EN_CONTENT = ("nouns", "things", "adjectives", "tverbs", "iverbs", "names", "adverbs")
+#: share of English content words (in percent) that only dev/test sentences use: the test set's OOV words
+HELD_OUT_PERCENT = 4
 
 _DE = {
     # (noun, gender)
@@ -154,28 +158,51 @@ class SentenceGenerator:
         table = {"en": _EN, "de": _DE, "fr": _FR, "es": _ES}[lang]
         self.t = {k: (_phrases(v) if isinstance(v, str) else v) for k, v in table.items()}
         self._names = set(self.t["names"])
+        # Zipf-like sampling (weight 1 / (rank + 10)) for the long English lists, as cumulative weights
+        self._weights: dict[str, list[float]] = {}
+        if lang == "en":
+            for key in (*_EN_CONTENT, "place_nouns"):
+                total, cum = 0.0, []
+                for rank in range(len(self.t[key])):
+                    total += 1.0 / (rank + 10)
+                    cum.append(total)
+                self._weights[key] = cum
+        self.held_out = {w for key in _EN_CONTENT for w in self.t[key] if held_out_word(w)} if lang == "en" \
+            else set()
 
     # --- English ---------------------------------------------------------------------------
+    def _pick(self, key: str) -> str:
+        """A word of list `key`, Zipf-like: the list's first (common) words are drawn far more often."""
+        weights = self._weights.get(key)
+        if weights is None:
+            return self.rng.choice(self.t[key])
+        return self.rng.choices(self.t[key], cum_weights=weights)[0]
+
     def _en_np(self, pool: str, article: str | None = None) -> str:
-        r, t = self.rng, self.t
+        r = self.rng
         art = article or r.choice(["the", "the", "a", "my", "his", "her", "their", "that"])
-        adj = r.choice(t["adjectives"]) + " " if r.random() < 0.6 else ""
-        np_ = f"{art} {adj}{r.choice(t[pool])}"
+        adj = self._pick("adjectives") + " " if r.random() < 0.6 else ""
+        np_ = f"{art} {adj}{self._pick(pool)}"
         if art == "a" and np_[2] in "aeiou":
             np_ = "an" + np_[1:]
         return np_
 
+    def _en_place(self) -> str:
+        r = self.rng
+        adj = self._pick("adjectives") + " " if r.random() < 0.35 else ""
+        return f"{r.choice(self.t['prepositions'])} the {adj}{self._pick('place_nouns')}"
+
     def _en(self) -> str:
         r, t = self.rng, self.t
-        subj = r.choice(t["names"]) if r.random() < 0.25 else self._en_np("nouns")
+        subj = self._pick("names") if r.random() < 0.25 else self._en_np("nouns")
         if r.random() < 0.65:
-            clause = f"{subj} {r.choice(t['tverbs'])} {self._en_np('things')}"
+            clause = f"{subj} {self._pick('tverbs')} {self._en_np('things')}"
         else:
-            clause = f"{subj} {r.choice(t['iverbs'])}"
+            clause = f"{subj} {self._pick('iverbs')}"
         if r.random() < 0.3:
-            clause += " " + r.choice(t["adverbs"])
+            clause += " " + self._pick("adverbs")
         if r.random() < 0.5:
-            clause += " " + r.choice(t["places"])
+            clause += " " + self._en_place()
         if r.random() < 0.3:
             clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
         return clause
@@ -301,12 +328,19 @@ class SentenceGenerator:
             key = _key(text)
             if key in seen or (pool is not None and sentence_pool(text) != pool):
                 continue
+            if pool == "train" and self.held_out and not self.held_out.isdisjoint(key.split()):
+                continue  # held-out words never reach training audio or LM text: they are the test's OOVs
             seen.add(key)
             yield text
 
 
 def _key(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace() or c == "'").split())
+
+
+def held_out_word(word: str) -> bool:
+    """True for the `HELD_OUT_PERCENT` % of words (by a hash, seed-independent) that training text never uses."""
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big") % 100 < HELD_OUT_PERCENT
 
 
 def sentence_pool(text: str) -> str:

@@ -45,23 +45,36 @@ from pathlib import Path
 
 import soundfile as sf
 
+from w2v2cli.data.manifest import MLS_LANGS
 from w2v2cli.data.sentences import LANGUAGES, SentenceGenerator, pool_for_subset
 from w2v2cli.data.text import normalize_text
 from w2v2cli.errors import DataError, ToolMissingError
+from w2v2cli.textio import atomic_write_text
 
 MARKER = ".w2v2-synth.json"
 LIBRI_SUBSETS = ("train-clean-100", "dev-clean", "test-clean")
+LM_TEXT = "librispeech-lm-norm.txt"  # LibriSpeech's LM corpus name (upper case, one sentence a line)
 CV_SPLITS = ("train", "dev", "test")
 MLS_SPLITS = ("train", "dev", "test")
-MLS_NAMES = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
-             "nl": "dutch", "pt": "portuguese", "pl": "polish"}
+MLS_NAMES = {code: name for name, code in MLS_LANGS.items()}  # "de" -> "german" (mls_german/)
 #: Common Voice 17 column header of train/dev/test/validated/invalidated/other.tsv
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
               "age", "gender", "accents", "variant", "locale", "segment")
 FLITE_VOICES = {"kal": "M", "kal16": "M", "awb": "M", "rms": "M", "slt": "F"}
-ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 6)]
-ESPEAK_LANG_VOICES = {"en": ("en-us", "en"), "de": ("de",), "fr": ("fr",), "es": ("es",), "it": ("it",),
-                      "nl": ("nl",), "pt": ("pt",), "pl": ("pl",)}
+#: espeak-ng voice variants that sound like a person (the robotic, whispering and effect variants are left out),
+#: with the gender they sound like
+ESPEAK_VARIANTS = {**{f"m{i}": "M" for i in range(1, 9)}, **{f"f{i}": "F" for i in range(1, 6)},
+                   **dict.fromkeys("""Alex Andy Denis Diogo Gene Hugo Jacky Lee Marco Mario Michael Mike Nguyen
+                   adam antonio benjamin boris caleb david ed edward grandpa gustave iven john max michel miguel
+                   norbert pablo paul pedro quincy rob robert sandro travis victor zac klatt klatt2""".split(), "M"),
+                   **dict.fromkeys("""Alicia Andrea Annie anika aunty belinda grandma linda shelby steph""".split(),
+                                   "F")}
+ESPEAK_LANG_VOICES = {"en": ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+                             "en-029"),
+                      "de": ("de",), "fr": ("fr",), "es": ("es",), "it": ("it",), "nl": ("nl",), "pt": ("pt",),
+                      "pl": ("pl",)}
+#: flite voices by sentence pool, so that dev and test speakers are voices training never hears
+FLITE_POOLS = {"train": ("kal", "awb", "slt"), "dev": ("kal16",), "test": ("rms",)}
 _TOOLS = {"espeak": "espeak-ng", "flite": "flite", "sox": "sox", "lame": "lame"}
 
 
@@ -155,22 +168,30 @@ def synthesize(text: str, voice: Voice, out_path: Path, lang: str, sample_rate: 
             raise ValueError(f"unknown format {fmt!r}")
 
 
-def pick_voice(rng: random.Random, lang: str, engines: Sequence[str]) -> Voice:
-    """A random speaker for `lang` from the allowed engines (flite speaks English only)."""
+def voice_pool(name: str) -> str:
+    """'train', 'dev' or 'test': the subsets whose speakers may use espeak-ng variant `name` (a hash, 15 % dev,
+    15 % test), so that held-out speakers have voices that training never hears."""
+    bucket = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") % 100
+    return "dev" if bucket < 15 else "test" if bucket < 30 else "train"
+
+
+def pick_voice(rng: random.Random, lang: str, engines: Sequence[str], pool: str | None = None) -> Voice:
+    """A random speaker for `lang` from the allowed engines (flite speaks English only); with `pool`
+    ('train' | 'dev' | 'test') only voices of that pool (`voice_pool`, `FLITE_POOLS`)."""
     usable = [e for e in engines if e == "espeak" or (e == "flite" and lang == "en")]
     if not usable:
         raise DataError(f"no synthesis engine for language '{lang}' among {list(engines)}",
                         hint="flite speaks English only; add espeak")
     engine = rng.choice(usable)
     if engine == "flite":
-        name = rng.choice(sorted(FLITE_VOICES))
+        name = rng.choice(sorted(FLITE_POOLS[pool] if pool else FLITE_VOICES))
         gender = FLITE_VOICES[name]
         f0 = rng.uniform(170, 220) if gender == "F" else rng.uniform(90, 135)
         return Voice("flite", name, round(rng.uniform(0.85, 1.2), 3), round(f0, 1), gender)
-    variant = rng.choice(ESPEAK_VARIANTS)
-    base = rng.choice(ESPEAK_LANG_VOICES.get(lang, (lang,)))
-    return Voice("espeak", f"{base}+{variant}", rng.randint(140, 190), rng.randint(25, 75),
-                 "F" if variant.startswith("f") else "M")
+    bases = ESPEAK_LANG_VOICES.get(lang, (lang,))
+    combos = [(b, v) for b in bases for v in ESPEAK_VARIANTS if pool is None or voice_pool(f"{b}+{v}") == pool]
+    base, variant = rng.choice(combos)
+    return Voice("espeak", f"{base}+{variant}", rng.randint(140, 190), rng.randint(25, 75), ESPEAK_VARIANTS[variant])
 
 
 def _estimate_seconds(text: str, voice: Voice) -> float:
@@ -323,13 +344,6 @@ def _build(out_dir: str | os.PathLike, params: dict, force: bool,
         raise
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------------------------
 # LibriSpeech
 
@@ -347,17 +361,21 @@ def make_librispeech(
     max_words: int = 16,
     force: bool = False,
     progress: bool = False,
+    lm_sentences: int = 0,
 ) -> SynthCorpus:
     """Write a LibriSpeech-layout corpus under `out_dir` (which plays the role of `LibriSpeech/`).
 
     `subsets`: names (training subsets get `n_speakers` x `utts_per_speaker`, dev/test subsets a third of
     the speakers and half the utterances) or a mapping `name -> (speakers, utterances per speaker)`.
     `hours`: size the training subsets by estimated audio length instead (dev/test about 8 % each).
+    `lm_sentences`: also write `librispeech-lm-norm.txt`, that many training-pool sentences (upper case, one a line,
+    as LibriSpeech's LM corpus), for the language model: text only, never spoken, never a dev/test sentence.
+    Speakers of dev/test subsets use voices that training speakers never use (`voice_pool`).
     """
     check_tools(*engines, "sox")
     sizes = _sizes(subsets, n_speakers, utts_per_speaker)
     params = {"kind": "librispeech", "sizes": sizes, "seed": seed, "hours": hours, "engines": list(engines),
-              "min_words": min_words, "max_words": max_words}
+              "min_words": min_words, "max_words": max_words, "lm_sentences": lm_sentences, "voices": 2}
 
     def plan(root: Path):
         rng = random.Random(f"librispeech-{seed}")
@@ -377,7 +395,7 @@ def make_librispeech(
                 final_sizes = _held_out_sizes(sizes, hours, train_utts)
             n_spk, n_utt = final_sizes[name]
             spk_ids = sorted(next(spk_iter) for _ in range(n_spk))
-            voices = [pick_voice(rng, "en", engines) for _ in spk_ids]
+            voices = [pick_voice(rng, "en", engines, pool_for_subset(name)) for _ in spk_ids]
             sub_hours = hours if (hours is not None and pool_for_subset(name) == "train") else None
             per = _speaker_utts(rng, gen, name, voices, n_utt, sub_hours, seen, min_words, max_words)
             for spk, voice, texts in zip(spk_ids, voices, per):
@@ -403,11 +421,15 @@ def make_librispeech(
                 by_chapter.setdefault(u.path.parent, []).append(u)
             for chap_dir, utts in by_chapter.items():
                 spk, chap = chap_dir.parent.name, chap_dir.name
-                _atomic_text(chap_dir / f"{spk}-{chap}.trans.txt",
+                atomic_write_text(chap_dir / f"{spk}-{chap}.trans.txt",
                              "".join(f"{u.utt_id} {u.text}\n" for u in sorted(utts, key=lambda u: u.utt_id)))
-            _atomic_text(root / "SPEAKERS.TXT",
+            atomic_write_text(root / "SPEAKERS.TXT",
                          "; ID  |SEX| SUBSET          |MINUTES| NAME (synthetic voice)\n"
                          + "".join(line + "\n" for line in speakers_txt))
+            if lm_sentences:
+                stream = SentenceGenerator("en", seed + 1_000_003).unique("train", min_words, max_words, set(seen))
+                atomic_write_text(root / LM_TEXT, "".join(normalize_text(next(stream), "en") + "\n"
+                                                     for _ in range(lm_sentences)))
 
         return corpus, work, write_texts
 
@@ -501,11 +523,11 @@ def make_commonvoice(
                     lines[split].append("\t".join([u.speaker, u.path.name, sid, u.text, "", "2", "0", age,
                                                    gender, "", "", lang, ""]) + "\n")
                 for split in CV_SPLITS:
-                    _atomic_text(root / lang / f"{split}.tsv", header + "".join(lines[split]))
-                _atomic_text(root / lang / "validated.tsv", header + "".join(sum(lines.values(), [])))
+                    atomic_write_text(root / lang / f"{split}.tsv", header + "".join(lines[split]))
+                atomic_write_text(root / lang / "validated.tsv", header + "".join(sum(lines.values(), [])))
                 for extra in ("invalidated", "other"):
-                    _atomic_text(root / lang / f"{extra}.tsv", header)
-                _atomic_text(root / lang / "clip_durations.tsv", "clip\tduration[ms]\n" + "".join(
+                    atomic_write_text(root / lang / f"{extra}.tsv", header)
+                atomic_write_text(root / lang / "clip_durations.tsv", "clip\tduration[ms]\n" + "".join(
                     f"{u.path.name}\t{round(1000 * u.num_samples / u.sample_rate)}\n" for _, u, _, _ in lang_rows))
 
         return corpus, work, write_texts
@@ -575,8 +597,8 @@ def make_mls(
                 base = root / f"mls_{MLS_NAMES[lang]}"
                 for split in MLS_SPLITS:
                     utts = [u for u in corpus.utterances if u.lang == lang and u.subset == split]
-                    _atomic_text(base / split / "transcripts.txt", "".join(f"{u.utt_id}\t{u.text}\n" for u in utts))
-                _atomic_text(base / "metainfo.txt",
+                    atomic_write_text(base / split / "transcripts.txt", "".join(f"{u.utt_id}\t{u.text}\n" for u in utts))
+                atomic_write_text(base / "metainfo.txt",
                              "SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |  TITLE\n"
                              + "".join(line + "\n" for line in meta))
 

@@ -115,14 +115,6 @@ def normalize_text(text: str, lang: str = "en") -> str:
     return out
 
 
-def check_characters(text: str, lang: str) -> None:
-    """Raise `UnknownCharacterError` if `text` (already normalised) has a character outside the alphabet."""
-    lang = base_lang(lang)
-    for c in text:
-        if c != " " and not _allowed(c, lang):
-            raise UnknownCharacterError(c, text, lang)
-
-
 def to_letters(words: str) -> str:
     """fairseq `.ltr` line: "A MAN" -> "A | M A N |"."""
     words = " ".join(words.split())
@@ -142,3 +134,8 @@ def letter_counts(ltr_lines: Iterable[str]) -> list[tuple[str, int]]:
 def format_dict(counts: list[tuple[str, int]]) -> str:
     """Text of a fairseq `dict.ltr.txt`: one `symbol count` per line."""
     return "".join(f"{sym} {n}\n" for sym, n in counts)
+
+
+def ltr_to_words(line: str) -> str:
+    """`A | M A N |` -> `A MAN` (fairseq letter targets back to words)."""
+    return " ".join("".join(word.split()) for word in line.split("|") if word.strip())

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from w2v2cli.data.labels import reference_words
 from w2v2cli.decode.ctc import BeamConfig, BeamSearchDecoder, Hypothesis, greedy_decode
 from w2v2cli.decode.timestamps import forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
@@ -203,17 +204,6 @@ def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], loa
         tick(1)
 
 
-def _references(manifest_path: Path) -> list[str] | None:
-    from w2v2cli.data.manifest import labels_path, read_labels
-    from w2v2cli.score import ltr_to_words
-
-    if labels_path(manifest_path, "wrd").is_file():
-        return [" ".join(t.split()) for t in read_labels(manifest_path, "wrd")]
-    if labels_path(manifest_path, "ltr").is_file():
-        return [ltr_to_words(t) for t in read_labels(manifest_path, "ltr")]
-    return None
-
-
 def _run(manifest_path: Path, cfg: DecodeConfig, em: EmissionModel,
          per_utt: Callable[[int, torch.Tensor], Hypothesis]):
     from tqdm import tqdm
@@ -265,8 +255,8 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
     check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
-    refs = _references(manifest_path)
-    from w2v2cli.checkpoint.io import load_model_any
+    refs = reference_words(manifest_path)
+    from w2v2cli.checkpoint.formats import load_model_any
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)
@@ -290,14 +280,14 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
-    refs = _references(manifest_path)
+    refs = reference_words(manifest_path)
     if refs is None:
         raise DataError(f"{manifest_path}: alignment needs reference transcripts beside the manifest "
                         f"({manifest_path.with_suffix('.wrd').name} or .ltr)")
     from w2v2cli.data.manifest import read_manifest
 
     ids_all = utterance_ids([e.path for e in read_manifest(manifest_path).entries])
-    from w2v2cli.checkpoint.io import load_model_any
+    from w2v2cli.checkpoint.formats import load_model_any
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)

@@ -19,8 +19,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from w2v2cli.config import atomic_write_text
 from w2v2cli.decode.ctc import Hypothesis
+from w2v2cli.textio import atomic_write_text
 
 _BAD_ID_CHARS = re.compile(r"[\s()]+")
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from w2v2cli.errors import W2V2Error
+from w2v2cli.model.config import conv_output_length, receptive_field
 from w2v2cli.model.cpu_kernels import linear, weights_key
 
 
@@ -74,7 +75,7 @@ class ConvLayer(nn.Module):
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Output frames from `lengths` input frames: floor((L - kernel) / stride) + 1."""
-        return torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
+        return conv_output_length(lengths, self.kernel, self.stride)
 
     def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
         """frames: None, or `[B]` valid output frames per utterance; then a group norm takes its statistics
@@ -129,10 +130,7 @@ class ConvFeatureEncoder(nn.Module):
             layers.append(ConvLayer(in_ch, out_ch, kernel, stride, bias, norm))
             in_ch = out_ch
         self.conv_layers = nn.ModuleList(layers)
-        rf = 1
-        for _, kernel, stride in reversed(conv_layers):
-            rf = (rf - 1) * stride + kernel
-        self.receptive_field = rf
+        self.receptive_field = receptive_field(conv_layers)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Frames produced from `lengths` samples (floor((L - k) / s) + 1 per layer)."""

@@ -5,7 +5,7 @@
     >>> cfg = model_preset("xlsr_1b")           # XLS-R 1B: 48 x 1280 (xlsr_2b: 48 x 1920)
 
 Field names follow fairseq's `Wav2Vec2Config` so imported checkpoints map one to one.
-Values are from ../shared/REFERENCE.md (paper + fairseq configs).
+Values are from the wav2vec 2.0 paper (Baevski et al. 2020) and fairseq's published configs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ from w2v2cli.errors import ConfigError
 ConvSpec = tuple[int, int, int]  # (channels, kernel, stride)
 
 DEFAULT_CONV: list[ConvSpec] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+
+
+def conv_output_length(length, kernel: int, stride: int):
+    """Frames a conv layer makes of `length` input frames: floor((L - kernel) / stride) + 1 (ints or tensors)."""
+    return (length - kernel) // stride + 1
+
+
+def receptive_field(conv_layers) -> int:
+    """Input samples seen by one output frame of a conv stack of `(channels, kernel, stride)` layers."""
+    rf = 1
+    for _, kernel, stride in reversed(conv_layers):
+        rf = (rf - 1) * stride + kernel
+    return rf
 
 
 @dataclass
@@ -96,10 +109,14 @@ class ModelConfig:
     @property
     def receptive_field(self) -> int:
         """Samples seen by one output frame of the conv encoder (400 for the published stack)."""
-        rf = 1
-        for _, kernel, stride in reversed(self.conv_layers):
-            rf = (rf - 1) * stride + kernel
-        return rf
+        return receptive_field(self.conv_layers)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Output frames of the conv encoder for `num_samples` input samples (0 when shorter than one frame)."""
+        n = int(num_samples)
+        for _, kernel, stride in self.conv_layers:
+            n = max(0, conv_output_length(n, kernel, stride))
+        return n
 
     @property
     def hop(self) -> int:

@@ -1,4 +1,4 @@
-"""wav2vec 2.0 objectives as plain functions.
+"""wav2vec 2.0 objectives as plain functions: the pretraining loss and the CTC loss of fine-tuning.
 
     >>> out = model(waveforms, lengths, temperature=2.0)          # a Wav2Vec2ForPreTraining
     >>> loss_sum, sample_size, metrics = pretraining_loss(out)    # loss_sum / sample_size: loss per masked frame
@@ -11,6 +11,7 @@ sample size (summed over workers) once.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,3 +72,19 @@ def pretraining_loss(out: PretrainOutput, diversity_weight: float = 0.1,
 def bits(nats: float) -> float:
     """fairseq logs losses in bits: chance level with K distractors is log2(K + 1)."""
     return nats / math.log(2)
+
+
+def ctc_loss(logits: Tensor, frames: Tensor, targets: Tensor, target_lengths: Tensor, blank: int = 0,
+             zero_infinity: bool = False) -> tuple[Tensor, Tensor]:
+    """(CTC loss summed over the batch, fp32 log-probabilities `[B, T, V]`) of `logits [B, T, V]` with `frames [B]`
+    valid frames against `targets [B, U]` (padded with -1 beyond `target_lengths [B]`)."""
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    targets = targets.clamp(min=0)  # -1 padding lies beyond target_lengths and is never read
+    loss = F.ctc_loss(lprobs.transpose(0, 1), targets, frames, target_lengths, blank=blank, reduction="sum",
+                      zero_infinity=zero_infinity)
+    return loss, lprobs
+
+
+def min_ctc_frames(ids: Sequence[int]) -> int:
+    """Fewest frames a CTC path for `ids` needs: one per token plus a blank between repeated tokens."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)

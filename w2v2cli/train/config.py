@@ -8,7 +8,7 @@ One `TrainConfig` describes a whole run, pretraining or fine-tuning (`task.name`
 `task`, `data`, `optim`, `lr` (schedule), `checkpoint`, `distributed`, `logging`, plus `seed` and `device`.
 Unknown keys are a ConfigError naming the key and the closest valid one (`w2v2cli.config.from_dict`).
 
-Pretraining presets follow fairseq's published configs (../shared/REFERENCE.md): BASE on 64 GPUs, LARGE on
+Pretraining presets follow fairseq's published configs (wav2vec 2.0 paper, Baevski et al. 2020): BASE on 64 GPUs, LARGE on
 128 GPUs. On fewer GPUs keep the effective batch by raising `optim.update_freq` (e.g. 8 GPUs -> 8 for BASE).
 Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource recipes (Table 2 + appendix).
 """
@@ -16,7 +16,6 @@ Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +78,11 @@ class DataConfig:
     normalize: bool | str = "auto"  # auto (model.normalize_audio) | true | false: zero mean unit variance per utterance
     num_workers: int = 2
     prefetch_factor: int = 2
+    # training-time augmentation (w2v2cli/data/augment.py); validation and decoding never augment
+    speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]: Kaldi-style speed factors
+    noise_prob: float = 0.0  # share of training utterances that get additive noise
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])  # SNR range in dB, drawn uniformly
+    noise_manifest: str = ""  # fairseq .tsv of noise recordings (e.g. MUSAN noise); "" = synthetic coloured noise
 
     def __post_init__(self) -> None:
         if self.padding not in ("auto", "pad", "crop"):
@@ -94,6 +98,12 @@ class DataConfig:
             raise ConfigError(f"data.sampling_alpha must be >= 0, got {self.sampling_alpha}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if any(not 0.5 <= float(f) <= 2.0 for f in self.speed_perturb):
+            raise ConfigError(f"data.speed_perturb factors must lie in [0.5, 2.0], got {self.speed_perturb}")
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ConfigError(f"data.noise_prob must lie in [0, 1], got {self.noise_prob}")
+        if len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]:
+            raise ConfigError(f"data.noise_snr must be [low, high] in dB, got {self.noise_snr}")
 
 
 @dataclass
@@ -354,8 +364,3 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def chance_loss(cfg: TrainConfig) -> float:
-    """Contrastive loss of a model that cannot tell the target from K distractors: ln(K + 1) nats."""
-    return math.log(cfg.model.num_negatives + 1)

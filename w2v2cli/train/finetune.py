@@ -5,7 +5,7 @@
     >>> result.valid_metrics["wer"], result.best_checkpoint          # 0.21, exp/ft/checkpoint_best
     >>> evaluate_ctc("exp/ft/checkpoint_best", ["data/test-clean.tsv"])["wer"]
 
-What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-tuning defaults"):
+What happens, in the order of the paper's fine-tuning recipe (wav2vec 2.0 paper, appendix):
 
 * Labels lie beside each manifest (`X.ltr` or `X.wrd`: `task.labels`, else the other one); label line i belongs to manifest entry i
   (file line i + 1, after the root line). A count mismatch is a ManifestError naming the first unpaired line; a
@@ -29,24 +29,24 @@ What happens, in the order of the paper's recipe (../shared/REFERENCE.md, "Fine-
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
 from w2v2cli.config import from_dict, to_dict
 from w2v2cli.data.collate import Batch
-from w2v2cli.errors import CheckpointError, ConfigError, DataError, ManifestError
+from w2v2cli.data.labels import build_vocab, encode_labels
+from w2v2cli.errors import CheckpointError, ConfigError, DataError
 from w2v2cli.model.config import ModelConfig
+from w2v2cli.model.losses import ctc_loss, min_ctc_frames
 from w2v2cli.train.config import TrainConfig
 from w2v2cli.train.trainer import TrainResult, find_resume_checkpoint, train
-from w2v2cli.vocab import Vocabulary
+from w2v2cli.vocab import Vocabulary, check_vocab_size
 
 #: ModelConfig fields taken from the fine-tuning preset (and --set); everything else comes from --init.
 REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
@@ -82,123 +82,6 @@ def finetune_model_config(arch: ModelConfig, preset: ModelConfig, vocab_size: in
     return replace(arch, vocab_size=vocab_size, **{name: getattr(preset, name) for name in REG_FIELDS})
 
 
-# ---------------------------------------------------------------------------------------------- labels
-def read_label_lines(manifest: str | os.PathLike, ext: str) -> list[str]:
-    """Label lines of `manifest` (`X.ltr` / `X.wrd` beside `X.tsv`); a count mismatch names the unpaired line."""
-    from w2v2cli.data.manifest import labels_path, read_labels, read_manifest
-
-    try:
-        return read_labels(manifest, ext)
-    except ManifestError as err:
-        lpath = labels_path(manifest, ext)
-        if not lpath.is_file():
-            raise
-        try:
-            n_labels = len(lpath.read_text(encoding="utf-8").splitlines())
-        except (OSError, UnicodeDecodeError):
-            raise err from None
-        entries = read_manifest(manifest).entries
-        if n_labels < len(entries):
-            detail = (f"manifest entry {n_labels + 1} ({manifest} line {n_labels + 2}: {entries[n_labels].path}) "
-                      f"has no label line {n_labels + 1} in {lpath}")
-        elif n_labels > len(entries):
-            detail = f"{lpath} line {len(entries) + 1} has no manifest entry"
-        else:
-            raise
-        raise ManifestError(f"{err.message}: {detail}", hint=err.hint) from None
-
-
-def find_labels(manifest: str | os.PathLike, ext: str) -> str:
-    """`ext` when `X.ext` lies beside `X.tsv`, else the other of ltr/wrd when that one does (so a manifest with
-    only `.wrd` transcripts works with the default `task.labels: ltr`); ManifestError naming both otherwise."""
-    from w2v2cli.data.manifest import labels_path
-
-    other = {"ltr": "wrd", "wrd": "ltr"}.get(ext)
-    if labels_path(manifest, ext).is_file() or other is None or not labels_path(manifest, other).is_file():
-        return ext
-    return other
-
-
-def labels_as(lines: Sequence[str], have: str, want: str) -> list[str]:
-    """Converts label lines between `ltr` ('A | M A N |') and `wrd` ('A MAN') / plain text ('text')."""
-    from w2v2cli.data.text import to_letters
-    from w2v2cli.score import ltr_to_words
-
-    if want == "ltr":
-        return list(lines) if have == "ltr" else [to_letters(line) for line in lines]
-    return [ltr_to_words(line) for line in lines] if have == "ltr" else [" ".join(line.split()) for line in lines]
-
-
-def encode_labels(manifest: str | os.PathLike, vocab: Vocabulary, ext: str) -> list[list[int]]:
-    """Target ids per manifest entry; a symbol outside `vocab` is a DataError naming `FILE:LINE`."""
-    from w2v2cli.data.manifest import labels_path
-
-    ext = find_labels(manifest, ext)
-    lines = read_label_lines(manifest, ext)
-    lpath = labels_path(manifest, ext)
-    texts = labels_as(lines, ext, "ltr" if vocab.kind == "letters" else "wrd")
-    out = []
-    for lineno, (raw, text) in enumerate(zip(lines, texts), 1):
-        try:
-            ids = vocab.encode(text)
-        except ValueError as err:
-            raise DataError(f"{lpath}:{lineno}: {err} (label: {raw.strip()!r})",
-                            hint="the label's characters must be in the vocabulary (dict.ltr.txt beside the "
-                                 "training manifest, or the letters of the training labels); normalise the "
-                                 "transcripts the same way for every split") from None
-        if vocab.blank in ids:
-            raise DataError(f"{lpath}:{lineno}: the label contains the CTC blank symbol "
-                            f"{vocab.blank_token!r}", hint="remove it from the transcript")
-        out.append(ids)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- vocabulary
-def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "letters", labels: str = "ltr",
-                vocab_size: int = 0, spm_type: str = "unigram",
-                init_vocab: Vocabulary | None = None) -> tuple[Vocabulary, str]:
-    """(vocabulary, where it came from) for fine-tuning on `train_manifests`; see the module docstring."""
-    from w2v2cli.data.text import letter_counts
-
-    manifests = [Path(m) for m in train_manifests]
-    if not manifests:
-        raise DataError("no training manifest given")
-    lines: list[str] = []
-    for m in manifests:
-        ext = find_labels(m, labels)
-        lines += labels_as(read_label_lines(m, ext), ext, "ltr" if kind == "letters" else "wrd")
-    if kind == "letters":
-        dict_path = manifests[0].parent / "dict.ltr.txt"
-        if dict_path.is_file():
-            return Vocabulary.from_fairseq_dict(dict_path), str(dict_path)
-        if init_vocab is not None and init_vocab.kind == "letters":
-            return init_vocab, "the --init model's vocabulary"
-        counts = letter_counts(lines)
-        if not counts:
-            raise DataError(f"the labels of {', '.join(map(str, manifests))} are empty: no letters to learn")
-        tokens = ["<s>", "<pad>", "</s>", "<unk>"] + [sym for sym, _ in counts]
-        return Vocabulary(tokens, blank=0, word_sep="|", unk="<unk>"), "the training labels"
-    if kind == "spm":
-        if vocab_size <= 0:
-            raise ConfigError("--vocab spm needs a vocabulary size", hint="--vocab-size N (e.g. 64 for a few "
-                                                                          "hours of English, 1000 for 100 h)")
-        if spm_type not in ("unigram", "bpe"):
-            raise ConfigError(f"SentencePiece model type must be unigram or bpe, got {spm_type!r}")
-        text = [line for line in lines if line.strip()]
-        if not text:
-            raise DataError(f"the labels of {', '.join(map(str, manifests))} are empty: nothing to train "
-                            "SentencePiece on")
-        try:
-            vocab = Vocabulary.train_spm(text, vocab_size=vocab_size - 1, model_type=spm_type)
-        except ManifestError as err:
-            chars = len({c for line in text for c in line if not c.isspace()})
-            raise DataError(err.message, hint=f"--vocab-size must leave room for the blank, <unk> and the "
-                                              f"{chars} characters of the transcripts (at least {chars + 2})"
-                            ) from None
-        return vocab, f"SentencePiece {spm_type} trained on {len(text)} training transcripts"
-    raise ConfigError(f"task.vocab must be letters or spm, got {kind!r}")
-
-
 # ---------------------------------------------------------------------------------------------- init weights
 @dataclass
 class InitWeights:
@@ -215,7 +98,7 @@ class InitWeights:
 
 def load_init(spec: str | os.PathLike, dict_path: str | os.PathLike | None = None) -> InitWeights:
     """Reads our checkpoint dir, a transformers dir or a fairseq `.pt` and keeps what fine-tuning needs."""
-    from w2v2cli.checkpoint.io import detect_format, load_model_any
+    from w2v2cli.checkpoint.formats import detect_format, load_model_any
 
     fmt = detect_format(spec)
     loaded = load_model_any(spec, dict_path=dict_path if fmt == "fairseq" else None)
@@ -229,45 +112,26 @@ def load_init(spec: str | os.PathLike, dict_path: str | os.PathLike | None = Non
 
 
 # ---------------------------------------------------------------------------------------------- the task
-def ctc_frames(num_samples: int, conv_layers: Sequence[tuple[int, int, int]]) -> int:
-    """Output frames of the conv feature encoder for `num_samples` input samples."""
-    n = int(num_samples)
-    for _, kernel, stride in conv_layers:
-        n = max(0, (n - kernel) // stride + 1)
-    return n
-
-
-def min_ctc_frames(ids: Sequence[int]) -> int:
-    """Fewest frames a CTC path for `ids` needs: one per token plus a blank between repeated tokens."""
-    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
-
-
 class CTCTask:
     """CTC fine-tuning (fits `w2v2cli.train.tasks.Task`); see the module docstring.
 
-    init: weights from `load_init` (None: random). run_dir: where validation warnings are also recorded
-    (`metrics.jsonl`, as `{"event": "warning"}`); console: where they are printed.
+    init: weights from `load_init` (None: random). Warnings go through the trainer's run logger
+    (`data_warnings`, `valid_health`).
     """
 
     kind = "ctc"
     sum_metrics = ("ntokens", "nsentences")
 
-    def __init__(self, cfg: TrainConfig, vocab: Vocabulary, init: InitWeights | None = None,
-                 console: Console | None = None, run_dir: str | os.PathLike | None = None,
-                 vocab_source: str = ""):
-        if cfg.model.vocab_size != len(vocab):
-            raise ConfigError(f"model.vocab_size is {cfg.model.vocab_size} but the vocabulary has {len(vocab)} tokens")
+    def __init__(self, cfg: TrainConfig, vocab: Vocabulary, init: InitWeights | None = None, vocab_source: str = ""):
+        check_vocab_size(vocab, cfg.model.vocab_size, f"model.vocab_size {cfg.model.vocab_size}", ConfigError)
         self.cfg = cfg
         self.vocab = vocab
         self.vocab_source = vocab_source
         self.init = init
-        self.console = console or Console(stderr=True)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.freeze_updates = cfg.task.freeze_finetune_updates
-        self.warnings: list[str] = []
         self.infeasible: dict[str, int] = {}  # manifest -> utterances whose labels need more frames than they have
+        self._data_warnings: list[str] = []
         self._frozen: bool | None = None
-        self._update = 0  # updates done when the next validation runs
 
     # -- model and data -------------------------------------------------------------------------------------
     def build_model(self, cfg: TrainConfig) -> nn.Module:
@@ -286,11 +150,10 @@ class CTCTask:
 
         ids = encode_labels(manifest, self.vocab, self.cfg.task.labels)
         entries = read_manifest(manifest).entries
-        bad = sum(1 for e, t in zip(entries, ids)
-                  if min_ctc_frames(t) > ctc_frames(e.num_samples, self.cfg.model.conv_layers))
+        bad = sum(1 for e, t in zip(entries, ids) if min_ctc_frames(t) > self.cfg.model.num_frames(e.num_samples))
         if bad:
             self.infeasible[str(manifest)] = bad
-            self._warn(None, f"{bad} of {len(ids)} utterances in {manifest} have labels longer than their audio "
+            self._data_warnings.append(f"{bad} of {len(ids)} utterances in {manifest} have labels longer than their audio "
                              f"has frames ({self.cfg.model.hop} samples per frame): CTC cannot align them"
                              + (" and zero_infinity drops their loss" if self.cfg.task.zero_infinity else
                                 " and their loss is infinite (set task.zero_infinity=true)"))
@@ -304,17 +167,14 @@ class CTCTask:
             for p in model.wav2vec2.parameters():
                 p.requires_grad_(not frozen)
             self._frozen = frozen
-        self._update = update + 1
 
     # -- loss -----------------------------------------------------------------------------------------------
     def _ctc(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if batch.targets is None or batch.target_lengths is None:
             raise DataError("a fine-tuning batch has no targets", hint="labels are read beside each manifest")
         logits, frames = model(batch.waveforms, batch.lengths)
-        lprobs = F.log_softmax(logits.float(), dim=-1)
-        targets = batch.targets.clamp(min=0)  # -1 padding lies beyond target_lengths and is never read
-        loss = F.ctc_loss(lprobs.transpose(0, 1), targets, frames, batch.target_lengths, blank=self.vocab.blank,
-                          reduction="sum", zero_infinity=self.cfg.task.zero_infinity)
+        loss, lprobs = ctc_loss(logits, frames, batch.targets, batch.target_lengths, blank=self.vocab.blank,
+                                zero_infinity=self.cfg.task.zero_infinity)
         return loss, lprobs, frames
 
     def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
@@ -361,8 +221,6 @@ class CTCTask:
              "blank_prob": sums["blank_prob_sum"] / frames,
              "empty_frac": sums["empty"] / n,
              "nsentences": sums["nsentences"]}
-        for key, text in self.valid_health(m, self._update):
-            self._warn(self._update, text)
         return m
 
     def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
@@ -401,19 +259,11 @@ class CTCTask:
     def find_unused_parameters(self) -> bool:
         return self.cfg.model.layerdrop > 0 or self.freeze_updates > 0
 
-    # -- warnings -------------------------------------------------------------------------------------------
-    def _warn(self, update: int | None, text: str) -> None:
-        """Prints and records a warning on rank 0 (the trainer has no validation health hook yet)."""
-        self.warnings.append(text)
-        if int(os.environ.get("RANK", "0")) != 0:
-            return
-        self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
-        if self.run_dir is not None and update is not None:
-            from w2v2cli.train.logging import METRICS_FILE
+    def log_metrics(self, update: int) -> dict[str, float]:
+        return {}
 
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"event": "warning", "update": update, "message": text}) + "\n")
+    def data_warnings(self) -> list[str]:
+        return list(self._data_warnings)
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -471,7 +321,7 @@ def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str 
     data = to_dict(cfg)
     data["model"] = to_dict(finetune_model_config(arch, cfg.model, len(the_vocab)))
     cfg = from_dict(TrainConfig, data, source="fine-tuning config")
-    task = CTCTask(cfg, the_vocab, init=init_w, console=console, run_dir=out_dir, vocab_source=source)
+    task = CTCTask(cfg, the_vocab, init=init_w, vocab_source=source)
     return cfg, task
 
 
@@ -518,30 +368,29 @@ def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.Pat
 
 def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.PathLike], labels: str = "ltr",
                  max_tokens: int = 1_600_000, device: str = "cpu", console: Console | None = None) -> dict[str, float]:
-    """Greedy-decoding loss, WER, CER (fractions) and blank statistics of a CTC checkpoint on labelled manifests."""
+    """Greedy-decoding loss, WER, CER (fractions) and blank statistics of a CTC checkpoint on labelled manifests,
+    through the trainer's validation path (`w2v2cli.train.evaluate`)."""
     from w2v2cli.checkpoint.io import load_checkpoint
-    from w2v2cli.data.dataset import AudioDataset, raise_if_failed
+    from w2v2cli.data.dataset import AudioDataset, make_loader
     from w2v2cli.data.sampler import BucketBatchSampler
-    from w2v2cli.train.config import TaskConfig
+    from w2v2cli.train.config import LoggingConfig, TaskConfig
+    from w2v2cli.train.evaluate import evaluate
+    from w2v2cli.train.logging import RunLogger
 
     ckpt = load_checkpoint(checkpoint, kind="ctc", device=device)
     if ckpt.vocab is None:
         raise CheckpointError(f"{checkpoint} has no vocabulary", hint="fine-tuned checkpoints carry one")
-    cfg = TrainConfig(model=ckpt.cfg, task=TaskConfig(name="ctc", labels=labels))
-    task = CTCTask(cfg, ckpt.vocab, console=console or Console(stderr=True))
-    targets: list[list[int]] = []
-    for m in manifests:
-        targets += task.targets(Path(m), 0)
+    task = CTCTask(TrainConfig(model=ckpt.cfg, task=TaskConfig(name="ctc", labels=labels)), ckpt.vocab)
+    targets = [ids for m in manifests for ids in task.targets(Path(m), 0)]
+    log = RunLogger(None, LoggingConfig(progress="none"), 0, console=console)
+    for text in task.data_warnings():
+        log.warn(None, text)
     ds = AudioDataset.from_manifests(manifests, targets=targets, normalize=ckpt.cfg.normalize_audio, pad=True,
                                      max_sample_size=10**12)
     longest = int(ds.sizes.max())
     sampler = BucketBatchSampler(ds.sizes, max(max_tokens, longest), longest, 0, 0, pad=True, shuffle=False)
     sampler.set_epoch(1, 0)
-    sums: dict[str, float] = {}
-    model = ckpt.model.eval()
-    with torch.no_grad():
-        for spec in sampler:
-            part = task.valid_step(model, raise_if_failed(ds[spec]).to(device))
-            for k, v in part.items():
-                sums[k] = sums.get(k, 0.0) + v
-    return task.valid_metrics(sums)
+    metrics = evaluate(ckpt.model, task, make_loader(ds, sampler), torch.device(device))
+    for _, text in task.valid_health(metrics, 0):
+        log.warn(None, text)
+    return metrics

@@ -2,7 +2,7 @@
 
     >>> log = RunLogger(out_dir, cfg.logging, max_updates=cfg.optim.max_updates, enabled=rank == 0)
     >>> log.train(update, {"loss": 3.1, "accuracy": 0.4, "lr": 5e-4, "audio_s_per_s": 812.0})
-    >>> log.warn("loss is still at chance level ...")
+    >>> log.warn(update, "loss is still at chance level ...")
     >>> log.close()
 
 `metrics.jsonl` has one JSON object per log step: `{"split": "train"|"valid", "update": N, ...metrics}`; warnings
@@ -23,8 +23,8 @@ from typing import Any
 
 from rich.console import Console
 
-from w2v2cli.config import atomic_write_text
 from w2v2cli.train.config import LoggingConfig
+from w2v2cli.textio import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -67,9 +67,12 @@ def truncate_metrics(run_dir: str | os.PathLike, update: int) -> None:
 
 
 class RunLogger:
-    def __init__(self, out_dir: str | os.PathLike, cfg: LoggingConfig, max_updates: int, enabled: bool = True,
+    """The one writer of a run's records: `metrics.jsonl` (in `out_dir`; None: console only), TensorBoard and the
+    console. Only an `enabled` logger (rank 0) writes or prints."""
+
+    def __init__(self, out_dir: str | os.PathLike | None, cfg: LoggingConfig, max_updates: int, enabled: bool = True,
                  console: Console | None = None, start_update: int = 0):
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
         self.cfg = cfg
         self.enabled = enabled
         self.max_updates = max_updates
@@ -80,11 +83,13 @@ class RunLogger:
         self._task = None
         self._t0 = time.monotonic()
         self._start_update = start_update
+        self.mode = cfg.progress
         if not enabled:
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.out_dir / METRICS_FILE, "a", encoding="utf-8")
-        if cfg.tensorboard:
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.out_dir / METRICS_FILE, "a", encoding="utf-8")
+        if cfg.tensorboard and self.out_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -149,10 +154,12 @@ class RunLogger:
         if self.mode != "none":
             self.console.print(f"[cyan]valid[/] update {update} | {format_metrics(metrics)}", highlight=False)
 
-    def warn(self, update: int, text: str) -> None:
+    def warn(self, update: int | None, text: str) -> None:
+        """Prints a warning and records it in metrics.jsonl (not when `update` is None: before the first update)."""
         if not self.enabled:
             return
-        self._write({"event": "warning", "update": update, "message": text})
+        if update is not None:
+            self._write({"event": "warning", "update": update, "message": text})
         self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
 
     def info(self, text: str) -> None:

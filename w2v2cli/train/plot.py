@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from w2v2cli.errors import DataError, ToolMissingError
+from w2v2cli.textio import atomic_path
 from w2v2cli.train.logging import METRICS_FILE, read_metrics
 
 # (metric keys drawn together, panel title)
@@ -70,9 +71,7 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
     fig.suptitle(str(run_dir))
     fig.tight_layout()
     out = Path(out) if out else run_dir / "curves.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from w2v2cli.config import from_dict, load_yaml, to_dict
+from w2v2cli.config import from_dict, to_dict
 from w2v2cli.errors import ConfigError
 from w2v2cli.train.config import SourceConfig, TrainConfig, load_train_config
 from w2v2cli.train.tasks import PretrainTask

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from w2v2cli.errors import CheckpointError
+from w2v2cli.textio import atomic_write_bytes
 
 STATE_FILE = "trainer_state.pt"
 STATE_VERSION = 1
@@ -88,17 +89,7 @@ def trainer_state_bytes(state: TrainerState, optimizer: torch.optim.Optimizer | 
 
 def save_trainer_state(path: str | os.PathLike, data: bytes) -> None:
     """Atomic write (temp file + fsync + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, data)
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[TrainerState, dict[str, Any]]:
@@ -118,3 +109,8 @@ def load_trainer_state(path: str | os.PathLike) -> tuple[TrainerState, dict[str,
     known = {f.name for f in fields(TrainerState)}
     state = TrainerState(**{k: v for k, v in payload["trainer"].items() if k in known})
     return state, payload
+
+
+def micro_batch_seed(seed: int, epoch: int, position: int) -> int:
+    """Seed of the global RNG for one global batch: the same on any rank and after a resume."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, dtype=np.uint64)[0] >> 1)

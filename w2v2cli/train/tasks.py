@@ -7,7 +7,9 @@ A task builds the model, turns a `Batch` into `(loss_sum, sample_size, metrics)`
 is the per-item loss (so the trainer can normalise by the sample size summed over micro-batches and ranks),
 scores validation batches as additive sums, and names its own health problems. A fine-tuning `CTCTask` fits
 the same protocol: `kind = "ctc"`, `vocab` set, `targets()` returning label ids per utterance, `begin_update()`
-freezing the transformer for `freeze_finetune_updates`, and `valid_metrics()` turning error counts into WER.
+freezing the transformer for `freeze_finetune_updates`, `valid_metrics()` turning error counts into WER (a
+fraction) and `valid_health()` naming the causes of an all-blank model. The trainer never asks a task what it is:
+what differs goes through these methods.
 """
 
 from __future__ import annotations
@@ -47,8 +49,17 @@ class Task(Protocol):
     def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         """Final validation metrics from the sums over all batches and ranks."""
 
+    def log_metrics(self, update: int) -> dict[str, float]:
+        """Values of the task's schedules after `update` updates, added to each training log line."""
+
     def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
         """(key, warning) pairs for task-specific problems seen in the logged training metrics."""
+
+    def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        """(key, warning) pairs for task-specific problems seen in the validation metrics."""
+
+    def data_warnings(self) -> list[str]:
+        """Warnings about the data found by `targets()` (the trainer logs them once the run starts)."""
 
     def find_unused_parameters(self) -> bool:
         """True when some parameters may get no gradient in an update (DDP must then look for them)."""
@@ -80,6 +91,9 @@ class PretrainTask:
         from w2v2cli.model import gumbel_temperature
 
         return gumbel_temperature(self.cfg.model.latent_temp, update)
+
+    def log_metrics(self, update: int) -> dict[str, float]:
+        return {"temperature": self.temperature(update)}
 
     def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
         from w2v2cli.model.losses import pretraining_loss
@@ -115,15 +129,11 @@ class PretrainTask:
                                     f"{self.cfg.model.latent_vars}); raise task.diversity_weight or lower optim.lr"))
         return out
 
+    def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        return []
+
+    def data_warnings(self) -> list[str]:
+        return []
+
     def find_unused_parameters(self) -> bool:
         return self.cfg.model.layerdrop > 0
-
-
-def build_task(cfg: TrainConfig, **kwargs) -> Task:
-    """The task named by `cfg.task.name` (fine-tuning tasks are registered by their module)."""
-    if cfg.task.name == "pretrain":
-        return PretrainTask(cfg)
-    from w2v2cli.errors import ConfigError
-
-    raise ConfigError(f"task '{cfg.task.name}' is not available to this command",
-                      hint="use `w2v2 finetune` for task.name: ctc")

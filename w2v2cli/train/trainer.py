@@ -29,19 +29,21 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from rich.console import Console
 
 from w2v2cli.config import save_yaml, to_dict
+from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
 from w2v2cli.train import distributed as D
 from w2v2cli.train.config import TrainConfig
+from w2v2cli.train.evaluate import evaluate
 from w2v2cli.train.logging import HealthMonitor, RunLogger, truncate_metrics
 from w2v2cli.train.optim import build_optimizer, lr_at, set_lr
-from w2v2cli.train.state import STATE_FILE, TrainerState, load_trainer_state, restore_rng, trainer_state_bytes
+from w2v2cli.train.state import (STATE_FILE, TrainerState, load_trainer_state, micro_batch_seed, restore_rng,
+                                 trainer_state_bytes)
 from w2v2cli.train.tasks import Task
 
 CKPT_DIR = "checkpoints"
@@ -83,11 +85,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("optim.precision fp16 needs a GPU (GradScaler)", hint="use optim.precision=bf16 on CPU")
     return name
-
-
-def micro_batch_seed(seed: int, epoch: int, position: int) -> int:
-    """Seed of the global RNG for one global batch: the same on any rank and after a resume."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def source_languages(sources) -> list[str]:
@@ -167,6 +164,16 @@ def _ignore_sigint(_worker_id: int) -> None:  # DataLoader workers: the main pro
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@dataclass
+class _Sums:
+    """This rank's sums over the micro-batches of one update."""
+
+    loss_sum: float = 0.0
+    sample_size: float = 0.0
+    audio: float = 0.0  # seconds
+    nonfinite: float = 0.0  # micro-batches with a NaN/inf loss
+
+
 class _Meter:
     """Accumulates metrics between log steps: weighted means by sample size, sums for `sum_keys`."""
 
@@ -237,9 +244,11 @@ class Trainer:
         d = self.cfg.data
         pad = self._pad()
         targets = self._targets(manifests)
+        augment = make_augmenter(d.speed_perturb, d.noise_prob, d.noise_snr, d.noise_manifest,
+                                 d.sample_rate) if train else None
         ds = AudioDataset.from_manifests(manifests, langs=langs, targets=targets, sample_rate=d.sample_rate,
                                          normalize=self._normalize(), max_sample_size=d.max_sample_size,
-                                         pad=pad, seed=self.cfg.seed)
+                                         pad=pad, seed=self.cfg.seed, augment=augment)
         labelled = targets is not None
         if train:
             sampler = BucketBatchSampler(ds.sizes, d.max_tokens, d.max_sample_size, d.min_sample_size,
@@ -260,7 +269,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _gather(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Full model and optimizer state dicts (collective under FSDP: every rank must call this)."""
-        if self.cfg.distributed.fsdp and self.info.enabled:
+        if self._sharded:
             from torch.distributed.fsdp import FullStateDictConfig, StateDictType
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
@@ -329,22 +338,13 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        model = self.raw_model if not (self.cfg.distributed.fsdp and self.info.enabled) else self.model
-        model.eval()
-        sums: dict[str, float] = {}
+        """Validation metrics over every rank's share of the validation set (see `w2v2cli.train.evaluate`)."""
+        model = self.model if self._sharded else self.raw_model
         self.valid_sampler.set_epoch(1, 0)
-        with torch.no_grad():
-            for i, item in enumerate(self.valid_loader):
-                batch = raise_if_failed(item).to(self.device)
-                # the same masks and negatives at every validation, so values are comparable over time
-                torch.manual_seed(micro_batch_seed(self.cfg.seed, 0, i * self.info.world_size + self.info.rank))
-                with self._autocast():
-                    part = self.task.valid_step(model, batch)
-                for k, v in part.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-        sums = D.all_reduce_sum_dict(sums, self.device, self.info)  # a rank may have had no validation batch
+        metrics = evaluate(model, self.task, self.valid_loader, self.device, self.info, seed=self.cfg.seed,
+                           autocast=self._autocast)
         model.train()
-        return self.task.valid_metrics(sums) if sums else {}
+        return metrics
 
     def _improved(self, value: float) -> bool:
         best = self.state.best_metric
@@ -360,19 +360,31 @@ class Trainer:
     def _wall(self) -> float:
         return self._wall0 + time.monotonic() - self._t0
 
+    @property
+    def _sharded(self) -> bool:
+        """True when the model is wrapped in FSDP (parameters, gradients and optimizer state are sharded)."""
+        return self.cfg.distributed.fsdp and self.info.enabled
+
     # -- the run --------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        cfg, task = self.cfg, self.task
         # device and distributed environment (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
-        info = D.env_info()
-        self.device = D.pick_device(cfg.device, info)
-        self.info = info = D.init_distributed(cfg.distributed, self.device)
+        self.device = D.pick_device(self.cfg.device, D.env_info())
+        self.info = D.init_distributed(self.cfg.distributed, self.device)
         try:
-            return self._run(cfg, task, info)
+            self._setup()
+            try:
+                with _Stopper() as stopper:
+                    self._loop(stopper)
+                    self._finish()
+            finally:
+                self.log.close()
+            return self._result()
         finally:
             D.shutdown()
 
-    def _run(self, cfg: TrainConfig, task: Task, info: D.DistInfo) -> TrainResult:
+    def _setup(self) -> None:
+        """Top-down: data, model, optimizer, precision, resume, distributed wrapper, logger."""
+        cfg, task, info = self.cfg, self.task, self.info
         if not cfg.data.train:
             raise DataError("no training manifest given", hint="w2v2 pretrain TRAIN.tsv (or data.train in the config)")
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -381,8 +393,8 @@ class Trainer:
             torch.set_flush_denormal(True)  # denormals make CPU kernels 10x slower once activations get tiny
         # data: a deterministic plan of batches; the loader's workers only load audio
         manifests = [s.path for s in cfg.data.train]
-        langs = source_languages(cfg.data.train)
-        ds, sampler, loader = self.build_data(info, manifests, langs, train=True)
+        self.dataset, self.sampler, self.loader = self.build_data(info, manifests, source_languages(cfg.data.train),
+                                                                  train=True)
         if self.valid:
             _, self.valid_sampler, self.valid_loader = self.build_data(info, self.valid, None, train=False)
         # model: the same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -392,165 +404,188 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = TrainerState(seed=cfg.seed, world_size=info.world_size, update_freq=cfg.optim.update_freq)
         self.last_saved = -1
-        resume_path = find_resume_checkpoint(self.out_dir, self.resume)
-        if resume_path is not None:
-            self.restore(resume_path)
+        resumed_from = find_resume_checkpoint(self.out_dir, self.resume)
+        if resumed_from is not None:
+            self.restore(resumed_from)
             self.last_saved = self.state.update
         if info.is_main:
             save_yaml(to_dict(cfg), self.out_dir / "config.yaml")
-            if resume_path is not None:
+            if resumed_from is not None:  # the records after the checkpoint belong to the interrupted run
                 truncate_metrics(self.out_dir, self.state.update)
         find_unused = cfg.distributed.find_unused_parameters
         if find_unused == "auto":
             find_unused = task.find_unused_parameters()
-        self.model = model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused))
-        params = [p for p in self.raw_model.parameters() if p.requires_grad]
-
-        log = RunLogger(self.out_dir, cfg.logging, cfg.optim.max_updates, enabled=info.is_main,
-                        console=self.console, start_update=self.state.update)
-        health = HealthMonitor(cfg.logging.grad_norm_warn)
-        meter = _Meter(task.sum_metrics)
-        result = TrainResult(self.out_dir, 0, 0, "max_updates", resumed_from=resume_path,
-                             skipped_utterances=sampler.num_dropped)
-        if sampler.num_dropped:
-            log.info(f"skipping {sampler.num_dropped} of {len(ds)} utterances shorter than data.min_sample_size "
-                     f"({cfg.data.min_sample_size} samples)")
-        if resume_path is not None:
-            log.info(f"resumed from {resume_path} at update {self.state.update}")
+        self.model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused))
+        self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
+        # what the user sees: rank 0 writes metrics.jsonl and the progress display
+        self.log = RunLogger(self.out_dir, cfg.logging, cfg.optim.max_updates, enabled=info.is_main,
+                             console=self.console, start_update=self.state.update)
+        self.health = HealthMonitor(cfg.logging.grad_norm_warn)
+        self.meter = _Meter(task.sum_metrics)
+        self.result = TrainResult(self.out_dir, 0, 0, "max_updates", resumed_from=resumed_from,
+                                  skipped_utterances=self.sampler.num_dropped)
+        for text in task.data_warnings():
+            self.log.warn(None, text)
+        if self.sampler.num_dropped:
+            self.log.info(f"skipping {self.sampler.num_dropped} of {len(self.dataset)} utterances shorter than "
+                          f"data.min_sample_size ({cfg.data.min_sample_size} samples)")
+        if resumed_from is not None:
+            self.log.info(f"resumed from {resumed_from} at update {self.state.update}")
         self._t0, self._wall0 = time.monotonic(), self.state.wall_seconds
-        last_log_t, W, F = time.monotonic(), info.world_size, cfg.optim.update_freq
-        st = self.state
-        try:
-            with _Stopper() as stopper:
-                done = st.update >= cfg.optim.max_updates
-                while not done:
-                    if cfg.optim.max_epochs and st.epoch > cfg.optim.max_epochs:
-                        result.stopped = "max_epochs"
-                        break
-                    sampler.set_epoch(st.epoch, st.position)
-                    batches = iter(loader)
-                    while not done:
-                        micro = list(islice(batches, F))
-                        if not micro:  # end of the epoch
-                            st.epoch, st.position = st.epoch + 1, 0
-                            break
-                        # ---- one update: F micro-batches on each of W ranks
-                        set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates))
-                        task.begin_update(self.raw_model, st.update)
-                        model.train()
-                        loss_sum_local, sample_local, audio_local, bad_local = 0.0, 0.0, 0.0, 0.0
-                        for f, item in enumerate(micro):
-                            batch = raise_if_failed(item).to(self.device, non_blocking=True)
-                            torch.manual_seed(micro_batch_seed(cfg.seed, st.epoch, st.position + f * W + info.rank))
-                            # only sync gradients on the last micro-batch of the update
-                            with D.no_sync(model, skip=f < F - 1):
-                                with self._autocast():
-                                    loss, sample_size, metrics = task.compute_loss(model, batch, st.update)
-                                self.scaler.scale(loss).backward()
-                            value = float(loss.detach())
-                            if not math.isfinite(value):
-                                bad_local += 1
-                            else:
-                                loss_sum_local += value
-                                meter.add(metrics, float(sample_size))
-                            sample_local += float(sample_size)
-                            audio_local += batch.num_samples / cfg.data.sample_rate
-                        st.position += W * F
-                        # gradients are sums over this rank's frames; DDP averaged them over ranks, so scale by
-                        # world_size / global sample size to get the mean over all frames of all ranks
-                        loss_g, sample_g, audio_g, bad_g, stop_g = D.all_reduce_sum(
-                            [loss_sum_local, sample_local, audio_local, bad_local, float(stopper.signal is not None)],
-                            self.device, info)
-                        st.audio_seconds += audio_g
-                        grad_norm, stepped = float("nan"), False
-                        if bad_g == 0 and sample_g > 0:
-                            self.scaler.unscale_(self.optimizer)
-                            factor = W / sample_g
-                            for p in params:
-                                if p.grad is not None:
-                                    p.grad.mul_(factor)
-                            clip = cfg.optim.clip_norm if cfg.optim.clip_norm > 0 else float("inf")
-                            if hasattr(model, "clip_grad_norm_"):  # FSDP: norm over all shards
-                                grad_norm = float(model.clip_grad_norm_(clip))
-                            else:
-                                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-                        if math.isfinite(grad_norm):
-                            self.scaler.step(self.optimizer)
-                            self.scaler.update()
-                            st.update += 1
-                            stepped = True
-                            st.nonfinite_in_a_row = 0
-                            meter.counters["grad_norm"] += grad_norm
-                            meter.counters["updates"] += 1
-                            meter.counters["loss_sum"] += loss_sum_local
-                            meter.counters["sample_size"] += sample_local
-                        else:  # NaN/inf loss or gradient: skip the update (fp16: the scaler lowers its scale)
-                            if self.scaler.is_enabled() and bad_g == 0 and sample_g > 0:
-                                self.scaler.step(self.optimizer)  # sees the inf and skips
-                                self.scaler.update()
-                            st.nonfinite_total += 1
-                            st.nonfinite_in_a_row += 1
-                            meter.counters["nonfinite"] += 1
-                            if st.nonfinite_in_a_row >= cfg.optim.max_nonfinite:
-                                raise TrainingError(
-                                    f"{st.nonfinite_in_a_row} updates in a row had a NaN/inf loss or gradient "
-                                    f"(at update {st.update}, epoch {st.epoch}); stopping",
-                                    hint="lower optim.lr, set optim.clip_norm, use optim.precision=bf16 instead of "
-                                         "fp16, or check the audio of the last batches")
-                        meter.counters["audio"] += audio_local
-                        self.optimizer.zero_grad(set_to_none=True)
-                        log.advance(st.update)
-                        updated = st.update
-                        # ---- logging (metrics reduced over ranks; rank 0 writes)
-                        if (stepped and updated % cfg.logging.log_interval == 0) or meter.counters["nonfinite"]:
-                            now = time.monotonic()
-                            red = meter.reduce(self.device, info)
-                            red["audio_s_per_s"] = red.pop("_audio") / max(now - last_log_t, 1e-9)
-                            red.update(lr=self.optimizer.param_groups[0]["lr"], epoch=st.epoch,
-                                       audio_hours=st.audio_seconds / 3600, wall_s=self._wall())
-                            if hasattr(task, "temperature"):
-                                red.setdefault("temperature", task.temperature(max(updated - 1, 0)))
-                            log.train(updated, red)
-                            result.train_metrics = red
-                            if cfg.logging.health:
-                                for text in health.check(red, task.health(red, updated)):
-                                    log.warn(updated, text)
-                            meter.reset()
-                            last_log_t = now
-                        # ---- validation, checkpoints, stop requests
-                        c = cfg.checkpoint
-                        save_now = stepped and updated % c.save_interval_updates == 0 and updated != self.last_saved
-                        val_every = c.validate_interval_updates
-                        if self.valid and stepped and ((val_every and updated % val_every == 0) or
-                                                       (not val_every and save_now)):
-                            self._validate_step(log, result)
-                        if save_now:
-                            result.last_checkpoint = self.save()
-                        if stop_g:
-                            result.stopped = stopper.signal or "SIGTERM"
-                        done = result.stopped != "max_updates" or st.update >= cfg.optim.max_updates
-                # ---- the end: a final validation and checkpoint
-                if self.valid and result.stopped in ("max_updates", "max_epochs") and \
-                        (result.valid_metrics is None or result.valid_metrics.get("update") != st.update):
-                    self._validate_step(log, result)
-                if self.last_saved != st.update:
-                    result.last_checkpoint = self.save()
-                elif result.last_checkpoint is None:
-                    result.last_checkpoint = self.out_dir / CKPT_DIR / f"update_{st.update:08d}"
-        finally:
-            log.close()
-        result.update, result.epoch = st.update, st.epoch
-        result.nonfinite_updates = st.nonfinite_total
-        best = self.out_dir / BEST_DIR
-        result.best_checkpoint = best if best.is_dir() else None
-        return result
+        self._last_log_t = time.monotonic()
 
-    def _validate_step(self, log: RunLogger, result: TrainResult) -> None:
-        st, c = self.state, self.cfg.checkpoint
+    def _loop(self, stopper: _Stopper) -> None:
+        """Updates until `optim.max_updates`, `optim.max_epochs`, early stopping or a signal."""
+        cfg, st, result = self.cfg, self.state, self.result
+        done = st.update >= cfg.optim.max_updates
+        while not done:
+            if cfg.optim.max_epochs and st.epoch > cfg.optim.max_epochs:
+                result.stopped = "max_epochs"
+                return
+            # the epoch's plan, from the batch a resumed run stopped at
+            self.sampler.set_epoch(st.epoch, st.position)
+            batches = iter(self.loader)
+            while not done:
+                micro = list(islice(batches, cfg.optim.update_freq))
+                if not micro:  # end of the epoch
+                    st.epoch, st.position = st.epoch + 1, 0
+                    break
+                local = self._accumulate(micro)
+                # one all-reduce for the update's sums and for "a rank was asked to stop", so that every rank
+                # takes the same decisions (step or skip, log, stop)
+                _, sample_size, audio, nonfinite, stop = D.all_reduce_sum(
+                    [local.loss_sum, local.sample_size, local.audio, local.nonfinite,
+                     float(stopper.signal is not None)], self.device, self.info)
+                st.audio_seconds += audio
+                stepped = self._step(local, sample_size, nonfinite)
+                self.log.advance(st.update)
+                if (stepped and st.update % cfg.logging.log_interval == 0) or self.meter.counters["nonfinite"]:
+                    self._log_train()  # a skipped update is logged at once, so that a NaN is seen where it came
+                if stepped:
+                    self._validate_and_save()
+                if stop:
+                    result.stopped = stopper.signal or "SIGTERM"
+                done = result.stopped != "max_updates" or st.update >= cfg.optim.max_updates
+
+    # -- one update -----------------------------------------------------------------------------------------
+    def _accumulate(self, micro: list) -> _Sums:
+        """Forward and backward over this rank's micro-batches of one update; their gradients add up."""
+        cfg, st, info = self.cfg, self.state, self.info
+        update_freq = cfg.optim.update_freq
+        set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates))
+        self.task.begin_update(self.raw_model, st.update)
+        self.model.train()
+        sums = _Sums()
+        for f, item in enumerate(micro):
+            batch = raise_if_failed(item).to(self.device, non_blocking=True)
+            # seeded by the batch's global position: masks and dropout depend neither on the rank nor on a resume
+            torch.manual_seed(micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size + info.rank))
+            # only sync gradients on the last micro-batch of the update
+            with D.no_sync(self.model, skip=f < update_freq - 1):
+                with self._autocast():
+                    loss, sample_size, metrics = self.task.compute_loss(self.model, batch, st.update)
+                self.scaler.scale(loss).backward()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                sums.nonfinite += 1
+            else:
+                sums.loss_sum += value
+                self.meter.add(metrics, float(sample_size))
+            sums.sample_size += float(sample_size)
+            sums.audio += batch.num_samples / cfg.data.sample_rate
+        st.position += info.world_size * update_freq
+        return sums
+
+    def _step(self, local: _Sums, sample_size: float, nonfinite: float) -> bool:
+        """Applies the update (True), or skips it when a loss or the gradient is NaN/inf (False).
+        `sample_size` and `nonfinite` are summed over ranks."""
+        st, counters = self.state, self.meter.counters
+        finite_loss = nonfinite == 0 and sample_size > 0
+        grad_norm = self._unscale_and_clip(sample_size) if finite_loss else float("nan")
+        stepped = math.isfinite(grad_norm)
+        if stepped:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            st.update += 1
+            st.nonfinite_in_a_row = 0
+            counters["grad_norm"] += grad_norm
+            counters["updates"] += 1
+            counters["loss_sum"] += local.loss_sum
+            counters["sample_size"] += local.sample_size
+        else:
+            self._skip(finite_loss)
+        counters["audio"] += local.audio
+        self.optimizer.zero_grad(set_to_none=True)
+        return stepped
+
+    def _unscale_and_clip(self, sample_size: float) -> float:
+        """Turns the summed gradients into a mean over all frames of all ranks and clips them; the norm."""
+        self.scaler.unscale_(self.optimizer)
+        # gradients are sums over this rank's frames; DDP averaged them over ranks, so scale by
+        # world_size / global sample size to get the mean over all frames of all ranks
+        factor = self.info.world_size / sample_size
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(factor)
+        clip = self.cfg.optim.clip_norm if self.cfg.optim.clip_norm > 0 else float("inf")
+        if self._sharded:  # FSDP: the norm over all shards
+            return float(self.model.clip_grad_norm_(clip))
+        return float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+
+    def _skip(self, finite_loss: bool) -> None:
+        """A NaN/inf loss or gradient: no update (fp16: the scaler lowers its scale); too many in a row stop."""
+        st = self.state
+        if self.scaler.is_enabled() and finite_loss:
+            self.scaler.step(self.optimizer)  # sees the inf and skips
+            self.scaler.update()
+        st.nonfinite_total += 1
+        st.nonfinite_in_a_row += 1
+        self.meter.counters["nonfinite"] += 1
+        if st.nonfinite_in_a_row >= self.cfg.optim.max_nonfinite:
+            raise TrainingError(f"{st.nonfinite_in_a_row} updates in a row had a NaN/inf loss or gradient "
+                                f"(at update {st.update}, epoch {st.epoch}); stopping",
+                                hint="lower optim.lr, set optim.clip_norm, use optim.precision=bf16 instead of "
+                                     "fp16, or check the audio of the last batches")
+
+    # -- logging, validation, checkpoints -------------------------------------------------------------------
+    def _log_train(self) -> None:
+        """Metrics since the last log line, reduced over ranks (rank 0 writes them), and the health checks."""
+        st, update = self.state, self.state.update
+        now = time.monotonic()
+        metrics = self.meter.reduce(self.device, self.info)
+        metrics["audio_s_per_s"] = metrics.pop("_audio") / max(now - self._last_log_t, 1e-9)
+        metrics.update(lr=self.optimizer.param_groups[0]["lr"], epoch=st.epoch,
+                       audio_hours=st.audio_seconds / 3600, wall_s=self._wall())
+        for key, value in self.task.log_metrics(max(update - 1, 0)).items():  # as of the last update done
+            metrics.setdefault(key, value)
+        self.log.train(update, metrics)
+        self.result.train_metrics = metrics
+        if self.cfg.logging.health:
+            for text in self.health.check(metrics, self.task.health(metrics, update)):
+                self.log.warn(update, text)
+        self.meter.reset()
+        self._last_log_t = now
+
+    def _validate_and_save(self) -> None:
+        """After an update: validate every `validate_interval_updates` (else with each checkpoint), then save
+        every `save_interval_updates`."""
+        c, update = self.cfg.checkpoint, self.state.update
+        save_now = update % c.save_interval_updates == 0 and update != self.last_saved
+        every = c.validate_interval_updates
+        if self.valid and ((every and update % every == 0) or (not every and save_now)):
+            self._validate_step()
+        if save_now:
+            self.result.last_checkpoint = self.save()
+
+    def _validate_step(self) -> None:
+        """Validates, logs, keeps `checkpoint_best` and counts validations without progress (early stopping)."""
+        st, c, result = self.state, self.cfg.checkpoint, self.result
         metrics = self.validate()
         if not metrics:
             return
-        log.valid(st.update, metrics)
+        for _, text in self.task.valid_health(metrics, st.update):
+            self.log.warn(st.update, text)
+        self.log.valid(st.update, metrics)
         result.valid_metrics = {**metrics, "update": st.update}
         value = metrics.get(c.best_metric)
         if value is None:
@@ -562,6 +597,25 @@ class Trainer:
         else:
             st.bad_validations += 1
             if c.early_stop_patience and st.bad_validations >= c.early_stop_patience:
-                log.info(f"early stop: no better valid {c.best_metric} for {st.bad_validations} validations "
-                         f"(best {st.best_metric:.4g} at update {st.best_update})")
+                self.log.info(f"early stop: no better valid {c.best_metric} for {st.bad_validations} validations "
+                              f"(best {st.best_metric:.4g} at update {st.best_update})")
                 result.stopped = "early_stop"
+
+    def _finish(self) -> None:
+        """A final validation (unless this update was just validated) and a final checkpoint."""
+        st, result = self.state, self.result
+        if self.valid and result.stopped in ("max_updates", "max_epochs") and \
+                (result.valid_metrics is None or result.valid_metrics.get("update") != st.update):
+            self._validate_step()
+        if self.last_saved != st.update:
+            result.last_checkpoint = self.save()
+        elif result.last_checkpoint is None:
+            result.last_checkpoint = self.out_dir / CKPT_DIR / f"update_{st.update:08d}"
+
+    def _result(self) -> TrainResult:
+        result, st = self.result, self.state
+        result.update, result.epoch = st.update, st.epoch
+        result.nonfinite_updates = st.nonfinite_total
+        best = self.out_dir / BEST_DIR
+        result.best_checkpoint = best if best.is_dir() else None
+        return result

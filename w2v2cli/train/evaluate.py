@@ -1,0 +1,44 @@
+"""The one validation path: what the trainer runs every `checkpoint.validate_interval_updates` and what
+`evaluate_ctc` runs on a finished checkpoint.
+
+    >>> metrics = evaluate(model, task, loader, device)              # {"loss": ..., "wer": 0.21, ...}
+
+The task scores each batch as additive sums (`task.valid_step`), the sums are added over batches and ranks, and
+`task.valid_metrics` turns them into metrics (error rates as fractions). With `seed`, the global RNG is re-seeded
+before each batch from its global position, so stochastic parts (pretraining's masks and negatives) are the same
+at every validation and values are comparable over time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from w2v2cli.data.dataset import raise_if_failed
+from w2v2cli.train import distributed as D
+from w2v2cli.train.state import micro_batch_seed
+from w2v2cli.train.tasks import Task
+
+
+def evaluate(model: nn.Module, task: Task, batches: Iterable, device: torch.device,
+             info: D.DistInfo | None = None, seed: int | None = None,
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
+    """`task.valid_metrics` of the sums over `batches` (Batch or LoadFailure items) and all ranks; {} if no rank
+    saw a batch. Leaves `model` in eval mode."""
+    info = info or D.DistInfo()
+    model.eval()
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i, item in enumerate(batches):
+            batch = raise_if_failed(item).to(device)
+            if seed is not None:
+                torch.manual_seed(micro_batch_seed(seed, 0, i * info.world_size + info.rank))
+            with autocast():
+                part = task.valid_step(model, batch)
+            for key, value in part.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+    sums = D.all_reduce_sum_dict(sums, device, info)  # a rank may have had no validation batch
+    return task.valid_metrics(sums) if sums else {}
