@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress
+from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         device: Device = "cpu",
         dtype: Dtype = "fp32",
         progress: Progress = True,
+        threads: Threads = None,
     ) -> None:
         """Transcribe audio files (any format and sample rate); unreadable files are reported and skipped.
 
@@ -58,6 +59,9 @@ def register(app: typer.Typer) -> None:
         )
 
         from w2v2cli.decode.transcribe import check_output, collect_audio
+        from w2v2cli.runtime import configure_runtime
+
+        configure_runtime(threads=threads)
 
         exts = tuple(e.strip() for e in ext.split(",") if e.strip())
         check_output(fmt, out, 0)

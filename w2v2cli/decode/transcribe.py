@@ -134,7 +134,7 @@ def transcribe_files(model: str | os.PathLike | None, inputs: Sequence[str | os.
     from tqdm import tqdm
 
     from w2v2cli.audio import audio_info, load_audio
-    from w2v2cli.checkpoint.io import load_model_any
+    from w2v2cli.checkpoint.formats import load_model_any
     from w2v2cli.runtime import configure_runtime
 
     cfg = cfg or TranscribeConfig()
