@@ -73,7 +73,8 @@ class DecodeResult:
         return self.elapsed_seconds / self.audio_seconds if self.audio_seconds else float("nan")
 
 
-def _check_config(cfg: DecodeConfig) -> None:
+def check_config(cfg: DecodeConfig) -> None:
+    """ConfigError for inconsistent decoding options (beam options without --decoder beam, ...)."""
     if cfg.decoder not in ("viterbi", "beam"):
         raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {cfg.decoder!r}")
     if cfg.dtype not in ("fp32", "bf16"):
@@ -144,7 +145,8 @@ def _windows(samples: int, hop: int, chunk: int, overlap: int) -> list[tuple[int
 def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], load, cfg: DecodeConfig,
                       on_done: Callable[[int, torch.Tensor], None], tick: Callable[[int], None]) -> None:
     """Runs the model over `(index, path, num_samples)` items, calling `on_done(index, log_probs)` as each
-    utterance's emissions are complete. Short files are batched by length; long ones go window by window."""
+    utterance's emissions are complete. Short files are batched by length; long ones go window by window.
+    `load(path)` may return None for a file it could not read (it reports why): that item is skipped."""
     budget = int(cfg.batch_seconds * SAMPLE_RATE)
     chunk = int(cfg.chunk_seconds * SAMPLE_RATE)
     # A window must hold every sample of the last frame it keeps: at least receptive field - hop of context.
@@ -166,6 +168,9 @@ def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], loa
 
     for idx, path, _ in short:
         wave = load(path)
+        if wave is None:
+            tick(1)
+            continue
         if len(wave) < em.receptive_field:
             raise DataError(f"{path}: {len(wave)} samples is shorter than one model frame ({em.receptive_field})")
         new_width = max(width, len(wave))
@@ -178,6 +183,9 @@ def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], loa
 
     for idx, path, _ in long:
         wave = load(path)
+        if wave is None:
+            tick(1)
+            continue
         total = em.frames(len(wave))
         pieces = []
         wins = _windows(len(wave), em.hop, chunk, overlap)
@@ -227,13 +235,24 @@ def _run(manifest_path: Path, cfg: DecodeConfig, em: EmissionModel,
     return manifest, ids, hyps, seconds[0], elapsed
 
 
+def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypothesis]:
+    """The decoder `cfg` asks for, as a function of one utterance's log-probabilities `[frames, vocab]`:
+    greedy best path, or the lexicon (+ KenLM) beam search (built once here)."""
+    if cfg.decoder == "beam":
+        beam = BeamSearchDecoder(vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
+                                                   beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
+                                                   word_score=cfg.word_score))
+        return lambda lp: beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    return lambda lp: greedy_decode(lp.unsqueeze(0), None, vocab)[0]
+
+
 def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
     """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
     writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
     from w2v2cli.score import wer_cer
 
     cfg = cfg or DecodeConfig()
-    _check_config(cfg)
+    check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
@@ -241,16 +260,10 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)
-    if cfg.decoder == "beam":
-        beam = BeamSearchDecoder(em.vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
-                                                      beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
-                                                      word_score=cfg.word_score))
+    decode_one = utterance_decoder(cfg, em.vocab)
 
-        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
-            return beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
-    else:
-        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
-            return greedy_decode(lp.unsqueeze(0), None, em.vocab)[0]
+    def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
+        return decode_one(lp)
 
     manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
     files = write_outputs(out_dir, ids, hyps, refs)
@@ -264,7 +277,7 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     """Force-aligns the reference transcripts (`X.wrd` or `X.ltr` beside `X.tsv`) to the audio; writes
     `align.jsonl` (words with start/end/confidence) and `align.ctm`."""
     cfg = cfg or DecodeConfig()
-    _check_config(cfg)
+    check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
