@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--pretrain-updates", type=int, default=20000)
     ap.add_argument("--pretrain-minutes", type=float, default=25.0, help="wall-time cap of pretraining")
     ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for pretraining")
+    ap.add_argument("--pretrain-threads", type=int, default=2)
     ap.add_argument("--finetune-updates", type=int, default=600)
     ap.add_argument("--finetune-set", action="append", default=[], help="extra --set for fine-tuning")
     ap.add_argument("--validate-every", type=int, default=150)
@@ -121,7 +122,7 @@ def main() -> None:
     if not (work / ".pretrain.done").exists():
         secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"), "--config", "tiny",
                            "--out", str(pt), "--max-updates", str(args.pretrain_updates),
-                           "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", "2",
+                           "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
                            "--set", "data.num_workers=1", "--set", "logging.progress=plain",
                            "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
                    + [x for kv in args.pretrain_set for x in ("--set", kv)],

@@ -243,16 +243,19 @@ def test_all_blank_validation_is_reported(four, tmp_path):
 def test_init_none_trains_the_whole_model_unless_told_otherwise(four, pretrain_ckpt, tmp_path):
     from w2v2cli.train.finetune import resolve_finetune
 
-    preset = training_preset("tiny_ctc")
+    # a fine-tuning config that freezes, as the published BASE/LARGE presets do
+    frozen = tmp_path / "frozen.yaml"
+    frozen.write_text("preset: tiny_ctc\nmodel: {feature_grad_mult: 0.0}\ntask: {freeze_finetune_updates: 50}\n")
+    preset = training_preset("base_10h")
     assert preset.model.feature_grad_mult == 0.0 and preset.task.freeze_finetune_updates > 0
     # from scratch: a frozen random feature encoder / transformer would make a meaningless baseline
-    cfg, _ = resolve_finetune([four], tmp_path / "a", init="none", config="tiny")
+    cfg, _ = resolve_finetune([four], tmp_path / "a", init="none", config=str(frozen))
     assert cfg.model.feature_grad_mult == 1.0 and cfg.task.freeze_finetune_updates == 0
     # explicit values win
-    cfg, _ = resolve_finetune([four], tmp_path / "b", init="none", config="tiny",
+    cfg, _ = resolve_finetune([four], tmp_path / "b", init="none", config=str(frozen),
                               overrides=["model.feature_grad_mult=0.0", "task.freeze_finetune_updates=7"])
     assert cfg.model.feature_grad_mult == 0.0 and cfg.task.freeze_finetune_updates == 7
     # from a pretrained model the preset's freezing stays
-    cfg, _ = resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config="tiny")
+    cfg, _ = resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config=str(frozen))
     assert cfg.model.feature_grad_mult == 0.0
-    assert cfg.task.freeze_finetune_updates == preset.task.freeze_finetune_updates
+    assert cfg.task.freeze_finetune_updates == 50
