@@ -585,6 +585,9 @@ class Trainer:
             return
         for _, text in self.task.valid_health(metrics, st.update):
             self.log.warn(st.update, text)
+        if self.cfg.logging.health:
+            for text in self.health.check_valid(st.update, metrics.get("loss")):
+                self.log.warn(st.update, text)
         self.log.valid(st.update, metrics)
         result.valid_metrics = {**metrics, "update": st.update}
         value = metrics.get(c.best_metric)
