@@ -25,15 +25,13 @@ def vocabulary_letters(spec: Path) -> tuple[list[str], str]:
     from w2v2cli.vocab import Vocabulary
 
     if spec.is_dir():
-        from w2v2cli.config import load_yaml
+        from w2v2cli.checkpoint.io import CONFIG_FILE, read_checkpoint_meta
 
-        cfg_path = spec / "config.yaml"
-        if not cfg_path.is_file():
-            raise ConfigError(f"{spec}: a directory given to --vocab must be a checkpoint with config.yaml")
-        data = load_yaml(cfg_path)
-        if not isinstance(data, dict) or not data.get("vocab"):
+        meta = read_checkpoint_meta(spec)  # config.yaml only, checked; CheckpointError if spec is not a checkpoint
+        cfg_path = spec / CONFIG_FILE
+        if not meta.get("vocab"):
             raise ConfigError(f"{cfg_path}: the checkpoint has no vocabulary (is it a CTC checkpoint?)")
-        vocab = Vocabulary.from_dict(data["vocab"], source=str(cfg_path))
+        vocab = Vocabulary.from_dict(meta["vocab"], source=str(cfg_path))
     else:
         vocab = Vocabulary.from_fairseq_dict(spec)
     if vocab.kind != "letters" or not vocab.word_sep:
