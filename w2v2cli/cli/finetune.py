@@ -66,7 +66,7 @@ def finetune_cmd(
                  ("valid CER", f"{100 * v['cer']:.2f} %")]
         if v.get("empty_frac", 0) >= ALL_BLANK_EMPTY_SHARE:
             rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
-    print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
+    print_train_summary("fine-tuning", result, out, rows, "best (by WER)", Console(), console)
 
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_cmd)

@@ -46,7 +46,7 @@ def pretrain_cmd(
     rows = [(f"train {key}", f"{m[key]:.4g}")
             for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s") if key in m]
     rows += [(f"valid {key}", f"{v[key]:.4g}") for key in ("loss", "accuracy") if key in (v or {})]
-    print_train_summary("pretraining", result, out, rows, "best", console)
+    print_train_summary("pretraining", result, out, rows, "best", Console(), console)
 
 def register(app: typer.Typer) -> None:
     app.command("pretrain")(pretrain_cmd)
