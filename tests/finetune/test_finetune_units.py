@@ -274,3 +274,19 @@ def test_finetune_config_is_built_once_typed_with_the_options_on_top(four):
         finetune_config("tiny", train=[four], max_updates=0)
     with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
         finetune_config("tiny", ["optim.lrr=1"], train=[four])
+
+
+def test_targets_use_the_manifest_the_trainer_read(four):
+    from dataclasses import replace
+
+    from w2v2cli.data.manifest import read_manifest
+
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    parsed = read_manifest(four)
+    assert _task(vocab).targets(four, parsed) == _task(vocab).targets(four) == encode_labels(four, vocab, "ltr")
+    task = _task(vocab)
+    assert not task.data_warnings()
+    # The frames check reads the entries handed over, not the file: one sample per entry leaves no frame.
+    short = replace(parsed, entries=[replace(e, num_samples=1) for e in parsed.entries])
+    task.targets(four, short)
+    assert task.infeasible == {str(four): 4} and "4 of 4 utterances" in task.data_warnings()[0]

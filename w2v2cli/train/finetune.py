@@ -43,6 +43,7 @@ from torch import nn
 from w2v2cli.config import from_dict
 from w2v2cli.data.collate import Batch
 from w2v2cli.data.labels import build_vocab, encode_labels
+from w2v2cli.data.manifest import Manifest
 from w2v2cli.errors import CheckpointError, ConfigError, DataError
 from w2v2cli.model.config import ModelConfig
 from w2v2cli.model.losses import ctc_loss, min_ctc_frames
@@ -147,11 +148,12 @@ class CTCTask:
                 model.lm_head.load_state_dict(self.init.head_state)  # same outputs: keep the trained head
         return model
 
-    def targets(self, manifest: Path, num_utterances: int) -> list[list[int]]:
+    def targets(self, manifest: Path, parsed: Manifest | None = None) -> list[list[int]]:
+        """Label ids per entry of `manifest`; `parsed`: the manifest as the trainer read it (None: read here)."""
         from w2v2cli.data.manifest import read_manifest
 
         ids = encode_labels(manifest, self.vocab, self.cfg.task.labels)
-        entries = read_manifest(manifest).entries
+        entries = (parsed if parsed is not None else read_manifest(manifest)).entries
         bad = sum(1 for e, t in zip(entries, ids) if min_ctc_frames(t) > self.cfg.model.num_frames(e.num_samples))
         if bad:
             self.infeasible[str(manifest)] = bad
@@ -410,7 +412,7 @@ def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.Pat
     if ckpt.vocab is None:
         raise CheckpointError(f"{checkpoint} has no vocabulary", hint="fine-tuned checkpoints carry one")
     task = CTCTask(TrainConfig(model=ckpt.cfg, task=TaskConfig(name="ctc", labels=labels)), ckpt.vocab)
-    targets = [ids for m in manifests for ids in task.targets(Path(m), 0)]
+    targets = [ids for m in manifests for ids in task.targets(Path(m))]
     log = RunLogger(None, LoggingConfig(progress="none"), 0, console=console)
     for text in task.data_warnings():
         log.warn(None, text)
