@@ -107,7 +107,7 @@ def test_cli_missing_kenlm_says_how_to_install(tmp_path):
 def test_vocab_letters_from_a_checkpoint_read_by_the_checkpoint_loader(tmp_path):
     from w2v2cli.checkpoint.io import save_checkpoint
     from w2v2cli.cli.lm import vocabulary_letters
-    from w2v2cli.errors import CheckpointError, ConfigError
+    from w2v2cli.errors import ConfigError
     from w2v2cli.model import build_model, model_preset
     from w2v2cli.vocab import Vocabulary
 
@@ -122,5 +122,5 @@ def test_vocab_letters_from_a_checkpoint_read_by_the_checkpoint_loader(tmp_path)
     with pytest.raises(ConfigError, match="the checkpoint has no vocabulary"):
         vocabulary_letters(tmp_path / "pt")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="has no config.yaml"):
+    with pytest.raises(ConfigError, match="empty has no config.yaml: not a w2v2 checkpoint"):
         vocabulary_letters(tmp_path / "empty")

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.errors import ConfigError
+from w2v2cli.errors import CheckpointError, ConfigError
 from w2v2cli.lm import LMConfig, build_lm
 
 lm_app = typer.Typer(help="Language models for beam search decoding.", no_args_is_help=True)
@@ -27,7 +27,10 @@ def vocabulary_letters(spec: Path) -> tuple[list[str], str]:
     if spec.is_dir():
         from w2v2cli.checkpoint.io import CONFIG_FILE, read_checkpoint_meta
 
-        meta = read_checkpoint_meta(spec)  # config.yaml only, checked; CheckpointError if spec is not a checkpoint
+        try:
+            meta = read_checkpoint_meta(spec)  # config.yaml only, checked by the checkpoint library
+        except CheckpointError as err:  # a bad --vocab value: a usage error, like the other --vocab errors
+            raise ConfigError(f"--vocab: {err.message}", hint=err.hint) from None
         cfg_path = spec / CONFIG_FILE
         if not meta.get("vocab"):
             raise ConfigError(f"{cfg_path}: the checkpoint has no vocabulary (is it a CTC checkpoint?)")
