@@ -2,7 +2,7 @@
 
     >>> res = decode_manifest("exp/ft/best", "data/test.tsv", "exp/decode", DecodeConfig(decoder="beam",
     ...                       lexicon="exp/lm/lexicon.txt", lm="exp/lm/lm.bin"))
-    >>> res.wer, res.rtf
+    >>> res.wer, res.rtf                                             # 0.084 (a fraction), 0.05
     >>> align_manifest("exp/ft/best", "data/test.tsv", "exp/align")      # needs test.wrd or test.ltr
 
 Utterances are sorted by length and grouped so a batch holds at most `batch_seconds` of padded audio, and
@@ -30,6 +30,7 @@ from w2v2cli.decode.timestamps import forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
 from w2v2cli.errors import ConfigError, DataError
 from w2v2cli.runtime import configure_runtime
+from w2v2cli.score import Counts, corpus_counts, format_percent
 
 SAMPLE_RATE = 16000
 
@@ -62,10 +63,20 @@ class DecodeResult:
     utterances: int
     audio_seconds: float
     elapsed_seconds: float
-    wer: float | None = None
-    cer: float | None = None
+    words: Counts | None = None  # corpus word counts against the references (None without references)
+    chars: Counts | None = None
     ids: list[str] = field(default_factory=list)
     hypotheses: list[Hypothesis] = field(default_factory=list)
+
+    @property
+    def wer(self) -> float | None:
+        """Word error rate as a fraction (0.25 = 25 %); None without references."""
+        return self.words.error_rate if self.words is not None else None
+
+    @property
+    def cer(self) -> float | None:
+        """Character error rate as a fraction; None without references."""
+        return self.chars.error_rate if self.chars is not None else None
 
     @property
     def rtf(self) -> float:
@@ -249,8 +260,6 @@ def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypo
 def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
     """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
     writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
-    from w2v2cli.score import wer_cer
-
     cfg = cfg or DecodeConfig()
     check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
@@ -267,10 +276,10 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
 
     manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
     files = write_outputs(out_dir, ids, hyps, refs)
-    wer = cer = None
+    words = chars = None
     if refs is not None:
-        wer, cer = wer_cer(refs, [h.text for h in hyps])
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, wer, cer, ids, hyps)
+        words, chars = corpus_counts(refs, [h.text for h in hyps])
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps)
 
 
 def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
@@ -306,7 +315,7 @@ def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
     rows = [("utterances", str(res.utterances)), ("audio hours", f"{res.audio_seconds / 3600:.4f}"),
             ("elapsed s", f"{res.elapsed_seconds:.2f}"),
             ("real-time factor", f"{res.rtf:.4f}" if not math.isnan(res.rtf) else "-")]
-    if res.wer is not None or res.cer is not None:
-        rows.append(("WER %", "-" if res.wer is None else f"{res.wer:.2f}"))
-        rows.append(("CER %", "-" if res.cer is None else f"{res.cer:.2f}"))
+    if res.wer is not None or res.cer is not None:  # percent from the counts, as `w2v2 score` prints it
+        rows.append(("WER %", format_percent(res.words.errors, res.words.ref_tokens, undefined="-")))
+        rows.append(("CER %", format_percent(res.chars.errors, res.chars.ref_tokens, undefined="-")))
     return rows

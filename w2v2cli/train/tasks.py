@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from w2v2cli.data.collate import Batch
+from w2v2cli.data.manifest import Manifest
 from w2v2cli.train.config import TrainConfig
 
 
@@ -34,8 +35,9 @@ class Task(Protocol):
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         """A fresh model (random or from an --init checkpoint); the trainer restores weights on resume."""
 
-    def targets(self, manifest: Path, num_utterances: int) -> Sequence[Sequence[int]] | None:
-        """Label ids per utterance of `manifest` (None for unlabelled pretraining)."""
+    def targets(self, manifest: Path, parsed: Manifest | None) -> Sequence[Sequence[int]] | None:
+        """Label ids per utterance of `manifest` (None for unlabelled pretraining); `parsed` is the manifest as
+        the trainer read it (None when the file does not exist), so the task need not read it again."""
 
     def begin_update(self, model: nn.Module, update: int) -> None:
         """Called before each update with the unwrapped model (e.g. freeze/unfreeze parts)."""
@@ -86,7 +88,7 @@ class PretrainTask:
 
         return build_model(cfg.model, "pretrain")
 
-    def targets(self, manifest: Path, num_utterances: int) -> None:
+    def targets(self, manifest: Path, parsed: Manifest | None) -> None:
         return None
 
     def begin_update(self, model: nn.Module, update: int) -> None:

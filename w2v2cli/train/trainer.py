@@ -233,8 +233,8 @@ class Trainer:
 
         out: list | None = None
         for m in manifests:
-            n = len(read_manifest(m).entries) if Path(m).is_file() else 0
-            t = self.task.targets(Path(m), n)
+            parsed = read_manifest(m) if Path(m).is_file() else None  # read once, handed to the task
+            t = self.task.targets(Path(m), parsed)
             if t is None:
                 return None
             out = (out or []) + list(t)
