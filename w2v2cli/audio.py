@@ -128,7 +128,12 @@ def load_audio(
         data, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         _check_readable(path)
-        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
+        try:
+            sf.info(str(path))
+            what = "truncated or corrupt: the header reads but the audio does not decode"
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            what = "not a readable audio file"
+        raise AudioError(f"{path}: {what} ({_reason(exc)})") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples" + (f" from sample {start}" if start else ""))
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
