@@ -186,3 +186,22 @@ def test_finetuning_and_decoding_skip_bad_files(corpus, libri_manifests, tmp_pat
     with pytest.raises(DataError, match="more than --max-bad-files 2"):
         decode_manifest(run / "checkpoint_last", corpus["tsv"], tmp_path / "dec2",
                         DecodeConfig(progress=False, max_bad_files=2))
+
+
+def test_two_ranks_skip_bad_files_without_hanging(corpus, tmp_path):
+    """torchrun, 2 processes, one utterance per batch: a rank whose batch is a bad file still joins the gradient
+    all-reduce (it runs its last usable batch with weight 0); the count is summed over ranks; one summary."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    sets = [a for s in FAST + ["data.max_batch_size=1", "logging.progress=plain"] for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "w2v2cli",
+           "pretrain", str(corpus["tsv"]), "--config", "tiny", "--out", str(run), "--max-updates", "6", *sets]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_listed(_bad_rows(run / "bad_audio.tsv"))
+    assert _metric_sum(run, "bad_audio") == 3
+    assert proc.stdout.count("bad audio files skipped") == 1 and "3 (listed in" in proc.stdout

@@ -242,13 +242,15 @@ class _Meter:
             self.values[key] = self.values.get(key, 0.0) + (v if key in self.sum_keys else v * sample_size)
 
     def reduce(self, device: torch.device, info: D.DistInfo) -> dict[str, float]:
-        keys = sorted(self.values)
-        counter_keys = sorted(self.counters)
-        flat = [self.values[k] for k in keys] + [self.weight] + [self.counters[k] for k in counter_keys]
-        flat = D.all_reduce_sum(flat, device, info)
-        values, weight = flat[: len(keys)], flat[len(keys)]
-        counters = dict(zip(counter_keys, flat[len(keys) + 1:]))
-        out = {k: (v if k in self.sum_keys else v / max(weight, 1e-12)) for k, v in zip(keys, values)}
+        # a rank whose batches since the last log line were all skipped (bad audio, NaN) holds no metric keys:
+        # reduce by name, so that every rank sums the same list
+        flat = {f"v:{k}": v for k, v in self.values.items()}
+        flat.update({f"c:{k}": v for k, v in self.counters.items()}, weight=self.weight)
+        flat = D.all_reduce_sum_dict(flat, device, info)
+        weight = flat["weight"]
+        counters = {k[2:]: v for k, v in flat.items() if k.startswith("c:")}
+        out = {k[2:]: (v if k[2:] in self.sum_keys else v / max(weight, 1e-12)) for k, v in flat.items()
+               if k.startswith("v:")}
         if counters["sample_size"] > 0:
             out["loss"] = counters["loss_sum"] / counters["sample_size"]
         updates = counters["updates"] / info.world_size
