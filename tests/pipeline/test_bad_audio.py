@@ -151,6 +151,19 @@ def test_pretraining_skips_counts_and_lists_bad_files(corpus, tmp_path):
     warnings = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
                 if '"warning"' in line]
     assert sum("skipped" in w["message"] for w in warnings) == 3
+    # stopped after 3 updates and resumed: the same losses bit for bit, each file listed and counted once
+    split = tmp_path / "split"
+    pretrain([corpus["tsv"]], split, config="tiny", overrides=FAST, max_updates=3, resume="auto")
+    again = pretrain([corpus["tsv"]], split, config="tiny", overrides=FAST, max_updates=8, resume="auto")
+    assert again.resumed_from.name == "update_00000003" and again.bad_files == 3
+
+    def losses(r):
+        return {x["update"]: x["loss"] for x in map(json.loads, (r / "metrics.jsonl").read_text().splitlines())
+                if x.get("split") == "train"}
+
+    assert losses(split) == losses(run)
+    assert _bad_rows(split / "bad_audio.tsv") == _bad_rows(run / "bad_audio.tsv")
+    assert _metric_sum(split, "bad_audio") == 3
     # past the threshold: an error naming the files, pointing at the list
     with pytest.raises(DataError) as err:
         pretrain([corpus["tsv"]], tmp_path / "strict", config="tiny", max_updates=8,

@@ -756,11 +756,12 @@ class Trainer:
         """Warns about (once) and lists audio files that a batch left out; counted at the next update."""
         if not files:
             return
-        limit = self.cfg.data.max_bad_files
-        for path, reason in self.bad.add(self.state.update, files):
+        limit, update = self.cfg.data.max_bad_files, self.state.update + 1  # met while computing this update, so
+        # a resume from the checkpoint before it drops the record and meets (and counts) the file again
+        for path, reason in self.bad.add(update, files):
             self.meter.counters["bad_audio"] += 1
-            self.log.warn(self.state.update, f"skipped {path}: {reason} (listed in {self.bad.path.name}; the run "
-                                             f"stops after more than data.max_bad_files = {limit})")
+            self.log.warn(update, f"skipped {path}: {reason} (listed in {self.bad.path.name}; the run stops after "
+                                  f"more than data.max_bad_files = {limit})")
 
     def _count_bad(self, new_on_all_ranks: int) -> None:
         self.bad.new = 0
