@@ -102,3 +102,25 @@ def test_cli_missing_kenlm_says_how_to_install(tmp_path):
     assert proc.returncode != 0
     assert "lmplz" in proc.stderr and "install_kenlm.sh" in proc.stderr
     assert not (tmp_path / "lm" / "lm.arpa").exists()
+
+
+def test_vocab_letters_from_a_checkpoint_read_by_the_checkpoint_loader(tmp_path):
+    from w2v2cli.checkpoint.io import save_checkpoint
+    from w2v2cli.cli.lm import vocabulary_letters
+    from w2v2cli.errors import ConfigError
+    from w2v2cli.model import build_model, model_preset
+    from w2v2cli.vocab import Vocabulary
+
+    (tmp_path / "dict.ltr.txt").write_text("".join(f"{c} 10\n" for c in "|THECASDOG"))
+    vocab = Vocabulary.from_fairseq_dict(tmp_path / "dict.ltr.txt")
+    cfg = model_preset("tiny", vocab_size=len(vocab))
+    save_checkpoint(tmp_path / "ctc", build_model(cfg, "ctc"), cfg, "ctc", vocab=vocab)
+    assert vocabulary_letters(tmp_path / "ctc") == vocabulary_letters(tmp_path / "dict.ltr.txt")
+    assert vocabulary_letters(tmp_path / "ctc") == (list("THECASDOG"), "|")
+    pt = model_preset("tiny")
+    save_checkpoint(tmp_path / "pt", build_model(pt, "pretrain"), pt, "pretrain")
+    with pytest.raises(ConfigError, match="the checkpoint has no vocabulary"):
+        vocabulary_letters(tmp_path / "pt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty has no config.yaml: not a w2v2 checkpoint"):
+        vocabulary_letters(tmp_path / "empty")

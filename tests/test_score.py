@@ -24,8 +24,11 @@ from w2v2cli.errors import ManifestError
 from w2v2cli.score import (
     ScoreConfig,
     align,
+    format_percent,
+    format_speakers,
     ltr_to_words,
     pair_transcripts,
+    percent,
     read_transcripts,
     score_files,
     score_pairs,
@@ -113,8 +116,8 @@ def test_basic_counts_equal_sclite(tmp_path):
     t = res.total
     # 15 reference words; errors: sat->sit, the deleted, x/y inserted, two->too, four->for, five inserted.
     assert (t.ref_tokens, t.substitutions, t.deletions, t.insertions) == (15, 3, 1, 3)
-    assert res.wer == pytest.approx(100 * 7 / 15)
-    assert t.sentence_errors == 3 and t.sentence_error_rate == pytest.approx(75.0)
+    assert res.wer == pytest.approx(7 / 15)
+    assert t.sentence_errors == 3 and t.sentence_error_rate == pytest.approx(0.75)
     assert res.speakers["spk1"].errors == 2 and res.speakers["spk2"].errors == 5
 
 
@@ -122,7 +125,7 @@ def test_empty_hypotheses_equal_sclite(tmp_path):
     pairs = [("s1-1-1", "a b c", ""), ("s1-1-2", "d", ""), ("s2-1-1", "e f", "e f")]
     res, _ = assert_same_as_sclite(tmp_path, pairs)
     assert (res.total.deletions, res.total.errors, res.total.sentence_errors) == (4, 4, 2)
-    assert res.wer == pytest.approx(100 * 4 / 6)
+    assert res.wer == pytest.approx(4 / 6)
 
 
 def test_empty_references_equal_sclite(tmp_path):
@@ -132,7 +135,7 @@ def test_empty_references_equal_sclite(tmp_path):
     res, sc = assert_same_as_sclite(tmp_path, pairs)
     assert sc["rows"]["s1"] == (2, 0, 0, 0, 0, 2, 2, 1)
     assert (res.total.ref_tokens, res.total.insertions, res.total.deletions) == (2, 2, 1)
-    assert res.wer == pytest.approx(150.0)
+    assert res.wer == pytest.approx(1.5)
     assert res.total.sentence_errors == 2
     assert res.speakers["s1"].error_rate is None  # sclite prints word counts instead of percents there
 
@@ -142,14 +145,14 @@ def test_all_references_empty_gives_undefined_wer(tmp_path):
     res, sc = assert_same_as_sclite(tmp_path, pairs)
     assert res.wer is None and "UNDEF" in sc["text"]
     assert score_pairs(pairs, bootstrap=50).ci95 is None  # no resample has reference words
-    assert res.total.sentence_error_rate == pytest.approx(50.0)
+    assert res.total.sentence_error_rate == pytest.approx(0.5)
 
 
 def test_insertions_only_equal_sclite(tmp_path):
     pairs = [("s1-1-1", "a b", "z a y b x"), ("s1-1-2", "c", "c c c")]
     res, _ = assert_same_as_sclite(tmp_path, pairs)
     assert (res.total.correct, res.total.substitutions, res.total.deletions, res.total.insertions) == (3, 0, 0, 5)
-    assert res.wer == pytest.approx(100 * 5 / 3)
+    assert res.wer == pytest.approx(5 / 3)
 
 
 def test_unicode_words_and_characters_equal_sclite(tmp_path):
@@ -243,8 +246,21 @@ def test_bootstrap_interval_is_seeded_and_matches_delta_method():
     e = np.array([u.counts.errors for u in a.utterances], float)
     n = np.array([u.counts.ref_tokens for u in a.utterances], float)
     r = e.sum() / n.sum()
-    se = 100 * np.sqrt(((e - r * n) ** 2).sum()) / n.sum()
+    se = np.sqrt(((e - r * n) ** 2).sum()) / n.sum()
     assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
+    # The printed interval: the same resamples in percent.
+    assert a.ci95_percent() == pytest.approx((100 * lo, 100 * hi))
+
+
+def test_rates_are_fractions_and_percent_is_printed_from_counts():
+    # 1 error in 800 words is exactly 0.125 %: 100 * (1 / 800) is not, and would print 0.13 instead of 0.12.
+    pairs = [(f"s-1-{k}", "w " * 10, ("x " if k == 0 else "w ") + "w " * 9) for k in range(80)]
+    res = score_pairs(pairs, bootstrap=0)
+    assert res.wer == pytest.approx(1 / 800) and res.total.sentence_error_rate == pytest.approx(1 / 80)
+    assert percent(1, 800) == 0.125 and format_percent(1, 800) == "0.12"
+    assert format_percent(0, 0) == "UNDEF" and percent(3, 0) is None
+    assert res.to_dict()["total"]["error_rate"] == 0.125  # summary.json stays in percent
+    assert "\t0.12\n" in format_speakers(res)
 
 
 def test_speaker_of_follows_sclite_rm_rule():
@@ -269,7 +285,7 @@ def test_trn_pairs_by_id_in_any_order(tmp_path):
     (tmp_path / "h.trn").write_text("c (s-2)\na x (s-1)\n")
     rep = score_files(tmp_path / "r.trn", tmp_path / "h.trn", ScoreConfig(bootstrap=0))
     assert [u.id for u in rep.word.utterances] == ["s-1", "s-2"]
-    assert rep.word.total.substitutions == 1 and rep.word.wer == pytest.approx(100 / 3)
+    assert rep.word.total.substitutions == 1 and rep.word.wer == pytest.approx(1 / 3)
 
 
 def test_bad_files_are_errors_naming_them(tmp_path):
@@ -304,7 +320,7 @@ def test_normalisation_is_explicit(tmp_path):
 
 def test_wer_cer_helper():
     wer, cer = wer_cer(["a b c d"], ["a x c"])
-    assert wer == pytest.approx(50.0) and cer == pytest.approx(50.0)
+    assert wer == pytest.approx(0.5) and cer == pytest.approx(0.5)
 
 
 def test_report_files(tmp_path):

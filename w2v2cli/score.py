@@ -1,7 +1,7 @@
 """Scoring that agrees with NIST sclite: WER, CER, sentence errors, alignments, speakers, confusions.
 
     >>> report = score_files("exp/decode/ref.trn", "exp/decode/hyp.trn")
-    >>> report.word.wer, report.char.wer, report.word.total.sentence_errors
+    >>> report.word.wer, report.char.wer, report.word.total.sentence_errors    # 0.0712, 0.0345, 41
     >>> write_report(report, "exp/decode/score")          # pralign.txt, speakers.tsv, confusions.tsv, summary.json
 
 How the numbers are made, and why they equal `sclite -s` (word) and `sclite -s -c -e utf-8` (characters):
@@ -24,6 +24,9 @@ How the numbers are made, and why they equal `sclite -s` (word) and `sclite -s -
 * Comparison is exact (case-sensitive, like `sclite -s`); `lowercase` and `remove_punctuation` are explicit
   options applied to both sides before scoring. sclite's trn markup (`(optional)` words, `@`, `{ a / b }`
   alternations) is not interpreted: every whitespace-separated token is a word.
+* Rates are fractions (0.25 = 25 %) everywhere in the library. Only what is printed or written as a report
+  is in percent, computed from the counts (`percent(errors, ref_tokens)` = 100 * errors / ref_tokens), so the
+  digits equal sclite's even at rounding ties, where 100 * (errors / ref_tokens) can be one unit off.
 * Speakers follow sclite's `-i rm` rule: the part of the utterance id before the first `-`
   (LibriSpeech `1089-134686-0000` -> `1089`). Ids without `-` have no speaker breakdown.
 
@@ -142,12 +145,13 @@ class Counts:
 
     @property
     def error_rate(self) -> float | None:
-        """(S + D + I) / reference tokens, in percent; None when there are no reference tokens."""
-        return 100.0 * self.errors / self.ref_tokens if self.ref_tokens else None
+        """(S + D + I) / reference tokens as a fraction (0.25 = 25 %); None when there are no reference tokens."""
+        return self.errors / self.ref_tokens if self.ref_tokens else None
 
     @property
     def sentence_error_rate(self) -> float | None:
-        return 100.0 * self.sentence_errors / self.sentences if self.sentences else None
+        """Sentence errors / sentences as a fraction; None when there are no sentences."""
+        return self.sentence_errors / self.sentences if self.sentences else None
 
     def add(self, other: "Counts") -> None:
         for name in ("sentences", "ref_tokens", "hyp_tokens", "correct", "substitutions", "deletions",
@@ -155,11 +159,13 @@ class Counts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict:
+        """The counts and, as `summary.json` reports them, the rates in percent."""
         return {
             "sentences": self.sentences, "ref_tokens": self.ref_tokens, "hyp_tokens": self.hyp_tokens,
             "correct": self.correct, "substitutions": self.substitutions, "deletions": self.deletions,
             "insertions": self.insertions, "errors": self.errors, "sentence_errors": self.sentence_errors,
-            "error_rate": self.error_rate, "sentence_error_rate": self.sentence_error_rate,
+            "error_rate": percent(self.errors, self.ref_tokens),
+            "sentence_error_rate": percent(self.sentence_errors, self.sentences),
         }
 
 
@@ -186,20 +192,31 @@ class ScoreResult:
     confusions: Counter  # (ref, hyp) -> count
     insertions: Counter  # hyp token -> count
     deletions: Counter  # ref token -> count
-    ci95: tuple[float, float] | None  # bootstrap 95% interval of the error rate, percent
+    ci95: tuple[float, float] | None  # bootstrap 95% interval of the error rate, fractions
     bootstrap_samples: int = 0
     seed: int = 0
 
     @property
     def wer(self) -> float | None:
-        """The error rate in percent (WER for words, CER for characters)."""
+        """The error rate as a fraction (WER for words, CER for characters)."""
         return self.total.error_rate
 
+    def ci95_percent(self) -> tuple[float, float] | None:
+        """The bootstrap interval in percent, for printing: the same resamples as `ci95`, each rate taken as
+        100 * errors / ref_tokens (see `percent`)."""
+        if self.ci95 is None:
+            return None
+        errors = np.array([u.counts.errors for u in self.utterances], dtype=np.int64)
+        refs = np.array([u.counts.ref_tokens for u in self.utterances], dtype=np.int64)
+        return bootstrap_ci(errors, refs, self.bootstrap_samples, self.seed, scale=100.0)
+
     def to_dict(self, top: int = 20) -> dict:
+        """The `summary.json` layout of this unit; rates in percent."""
+        ci = self.ci95_percent()
         return {
             "unit": self.unit,
             "total": self.total.to_dict(),
-            "ci95": list(self.ci95) if self.ci95 else None,
+            "ci95": list(ci) if ci else None,
             "bootstrap_samples": self.bootstrap_samples,
             "seed": self.seed,
             "speakers": {spk: c.to_dict() for spk, c in self.speakers.items()},
@@ -207,6 +224,12 @@ class ScoreResult:
             "insertions": [[t, n] for t, n in most_common(self.insertions, top)],
             "deletions": [[t, n] for t, n in most_common(self.deletions, top)],
         }
+
+
+def percent(count: int, total: int) -> float | None:
+    """100 * count / total, the percent that reports print; None when `total` is 0. Computed from the counts,
+    not as 100 * rate, so the printed digits equal sclite's at rounding ties (1 error in 800 words: 0.125)."""
+    return 100.0 * count / total if total else None
 
 
 def most_common(counter: Counter, top: int | None = None) -> list:
@@ -243,8 +266,9 @@ def score_utterance(utt_id: str, ref: str, hyp: str, unit: str = "word") -> Utte
 
 
 def bootstrap_ci(errors: np.ndarray, ref_tokens: np.ndarray, samples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of sum(errors) / sum(ref_tokens) in percent, resampling utterances.
+                 level: float = 0.95, scale: float = 1.0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of sum(errors) / sum(ref_tokens) as fractions, resampling utterances;
+    `scale=100.0` gives the same interval in percent, each rate computed as 100 * errors / ref_tokens.
 
     Resamples whose reference is empty are dropped; None when no resample has reference tokens.
     """
@@ -261,7 +285,7 @@ def bootstrap_ci(errors: np.ndarray, ref_tokens: np.ndarray, samples: int = 1000
         e = errors[idx].sum(axis=1)
         r = ref_tokens[idx].sum(axis=1)
         ok = r > 0
-        rates.append(100.0 * e[ok] / r[ok])
+        rates.append(scale * e[ok] / r[ok])
         done += k
     all_rates = np.concatenate(rates)
     if all_rates.size == 0:
@@ -410,12 +434,14 @@ class ScoreReport:
     char: ScoreResult
 
     def to_dict(self) -> dict:
+        """The `summary.json` layout; rates in percent."""
+        words, chars = self.word.total, self.char.total
         return {
             "ref": str(self.ref_path), "hyp": str(self.hyp_path),
             "normalisation": {"lowercase": self.config.lowercase,
                               "remove_punctuation": self.config.remove_punctuation},
-            "wer": self.word.wer, "cer": self.char.wer,
-            "sentence_error_rate": self.word.total.sentence_error_rate,
+            "wer": percent(words.errors, words.ref_tokens), "cer": percent(chars.errors, chars.ref_tokens),
+            "sentence_error_rate": percent(words.sentence_errors, words.sentences),
             "word": self.word.to_dict(), "char": self.char.to_dict(),
         }
 
@@ -455,12 +481,18 @@ def score_files(ref: str | Path, hyp: str | Path, config: ScoreConfig | None = N
     return score_texts(pair_transcripts(r, h), config, r.path, h.path)
 
 
-def wer_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float | None, float | None]:
-    """Corpus WER and CER in percent of parallel lists of texts (no bootstrap, no normalisation)."""
+def corpus_counts(refs: Sequence[str], hyps: Sequence[str]) -> tuple[Counts, Counts]:
+    """Corpus word and character counts of parallel lists of texts (no bootstrap, no normalisation)."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     pairs = [(f"{n:06d}", r, h) for n, (r, h) in enumerate(zip(refs, hyps), 1)]
-    return score_pairs(pairs, "word", 0).wer, score_pairs(pairs, "char", 0).wer
+    return score_pairs(pairs, "word", 0).total, score_pairs(pairs, "char", 0).total
+
+
+def wer_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float | None, float | None]:
+    """Corpus WER and CER as fractions (0.25 = 25 %) of parallel lists of texts."""
+    words, chars = corpus_counts(refs, hyps)
+    return words.error_rate, chars.error_rate
 
 
 # --------------------------------------------------------------------------------------------------
@@ -489,8 +521,10 @@ def format_pralign(result: ScoreResult) -> str:
     return "\n".join(out)
 
 
-def _rate(value: float | None) -> str:
-    return "UNDEF" if value is None else f"{value:.2f}"
+def format_percent(count: int, total: int, undefined: str = "UNDEF") -> str:
+    """`percent(count, total)` with two decimals, as sclite prints it; `undefined` when `total` is 0."""
+    value = percent(count, total)
+    return undefined if value is None else f"{value:.2f}"
 
 
 def format_speakers(result: ScoreResult) -> str:
@@ -498,7 +532,7 @@ def format_speakers(result: ScoreResult) -> str:
     rows = [header]
     for spk, c in list(result.speakers.items()) + [("SUM", result.total)]:
         rows.append(f"{spk}\t{c.sentences}\t{c.ref_tokens}\t{c.correct}\t{c.substitutions}\t{c.deletions}\t"
-                    f"{c.insertions}\t{c.errors}\t{c.sentence_errors}\t{_rate(c.error_rate)}\n")
+                    f"{c.insertions}\t{c.errors}\t{c.sentence_errors}\t{format_percent(c.errors, c.ref_tokens)}\n")
     return "".join(rows)
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole wav2vec 2.0 pipeline on a laptop, on synthetic speech (espeak-ng + flite), in minutes:
-#   synthesise a LibriSpeech-layout corpus -> manifests -> pretrain (tiny) -> fine-tune with CTC on a small
-#   labeled subset -> build a KenLM 4-gram -> decode (greedy and beam + LM) -> score.
+#   synthesise a LibriSpeech-layout corpus (many voices; dev/test voices and 4 % of the words never in training)
+#   -> manifests and a small labelled subset from a few voices -> pretrain (tiny) on all the unlabelled audio
+#   -> fine-tune with CTC on the labelled subset (and, with --scratch true, the same without pretraining)
+#   -> KenLM 4-gram on the LM text -> decode test-clean (greedy and beam + LM) -> score -> one results table.
 # Needs nothing downloaded. Run everything:        bash recipes/demo/run.sh
-# Run one stage (here: decoding) again:            bash recipes/demo/run.sh --stage 6 --stop-stage 6
-# Outputs go to --dir (default exp/demo). Every stage is safe to re-run (a .done marker per stage).
+# Run one stage (here: decoding) again:            bash recipes/demo/run.sh --stage 5 --stop-stage 5
+# Outputs go to --dir (default exp/demo). Every stage is safe to re-run (a .done marker per stage, written only
+# when the stage succeeded).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../utils/log.sh
@@ -13,10 +16,15 @@ cd "$(dirname "$0")"
 stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 dir=../../exp/demo      # where corpus, manifests, models and results go
-hours=1.0               # hours of synthetic training audio (unlabeled pool)
-labeled_utts=150        # utterances of train-clean-100 kept with labels for fine-tuning
-pretrain_updates=600    # pretraining updates (tiny preset)
-finetune_updates=400    # fine-tuning updates
+hours=2.0               # hours of synthetic training audio (the unlabelled pool)
+speakers=40             # voices in the training pool (dev and test get 14 voices each, none heard in training)
+lm_sentences=30000      # text-only sentences for the language model
+labeled_speakers=40     # voices of the labelled subset (few voices = the paper's low-resource setting)
+labeled_minutes=120     # minutes of labelled audio for fine-tuning
+pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
+finetune_updates=1000   # fine-tuning updates
+scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
+threads=                # CPU threads per training process (empty: one per core)
 seed=42                 # seed for corpus, splits and training
 nj=2                    # parallel jobs for synthesis and manifests
 . ../utils/parse_options.sh
@@ -25,55 +33,75 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 corpus=$dir/corpus
 data=$dir/data
+thread_opt=()
+[ -n "$threads" ] && thread_opt=(--threads "$threads")
+models=(pretrained)
+[ "$pretrain_updates" -eq 0 ] && models=(scratch)
+[ "$scratch" = true ] && [ "$pretrain_updates" -gt 0 ] && models+=(scratch)
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f "$dir/.synth.done" ]; then
-  log "Stage 0: synthesise a LibriSpeech-layout corpus ($hours h train + dev/test) in $corpus"
-  w2v2 synth librispeech "$corpus" --hours "$hours" --seed "$seed" --jobs "$nj"
+  log "Stage 0: synthesise a LibriSpeech-layout corpus ($hours h, $speakers voices, + dev/test, + LM text) in $corpus"
+  w2v2 synth librispeech "$corpus" --hours "$hours" --speakers "$speakers" --lm-sentences "$lm_sentences" \
+    --seed "$seed" --jobs "$nj"
   touch "$dir/.synth.done"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f "$dir/.manifest.done" ]; then
-  log "Stage 1: fairseq manifests (.tsv/.wrd/.ltr/dict.ltr.txt) in $data"
+  log "Stage 1: fairseq manifests (.tsv/.wrd/.ltr/dict.ltr.txt) in $data, labelled subset from $labeled_speakers voices"
   w2v2 manifest "$corpus" --dest "$data" --corpus librispeech --jobs "$nj"
-  ../utils/subset_manifest.sh "$data/train-clean-100" "$data/train-labeled" "$labeled_utts" "$seed"
+  ../utils/subset_speakers.sh "$data/train-clean-100" "$data/train-labeled" "$labeled_speakers" \
+    "$labeled_minutes" "$seed"
   touch "$dir/.manifest.done"
 fi
 
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f "$dir/.pretrain.done" ]; then
-  log "Stage 2: self-supervised pretraining of the tiny model on all training audio"
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ "$pretrain_updates" -gt 0 ] && [ ! -f "$dir/.pretrain.done" ]; then
+  log "Stage 2: self-supervised pretraining of the tiny model on all training audio ($pretrain_updates updates)"
   w2v2 pretrain "$data/train-clean-100.tsv" --valid "$data/dev-clean.tsv" --config tiny \
-    --out "$dir/pretrain" --max-updates "$pretrain_updates" --seed "$seed" --resume auto
+    --out "$dir/pretrain" --max-updates "$pretrain_updates" --seed "$seed" --resume auto "${thread_opt[@]}"
   touch "$dir/.pretrain.done"
 fi
 
-if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [ ! -f "$dir/.finetune.done" ]; then
-  log "Stage 3: CTC fine-tuning on $labeled_utts labeled utterances"
-  w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$dir/pretrain/checkpoint_last" \
-    --config tiny --out "$dir/finetune" --max-updates "$finetune_updates" --seed "$seed" --resume auto
-  touch "$dir/.finetune.done"
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  for model in "${models[@]}"; do
+    [ -f "$dir/.finetune_$model.done" ] && continue
+    init=none
+    [ "$model" = pretrained ] && init=$dir/pretrain/checkpoint_last
+    log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_updates updates)"
+    w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config tiny \
+      --out "$dir/finetune_$model" --max-updates "$finetune_updates" --seed "$seed" --resume auto "${thread_opt[@]}"
+    touch "$dir/.finetune_$model.done"
+  done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ ! -f "$dir/.lm.done" ]; then
-  log "Stage 4: KenLM 4-gram and lexicon from the training transcripts"
+  log "Stage 4: KenLM 4-gram and lexicon from the LM text"
   [ -x ../../tools/kenlm/bin/lmplz ] || command -v lmplz >/dev/null || bash ../../tools/install_kenlm.sh
-  w2v2 lm build "$data/train-clean-100.wrd" --order 4 --out "$dir/lm"
+  w2v2 lm build "$corpus/librispeech-lm-norm.txt" --order 4 --out "$dir/lm"
   touch "$dir/.lm.done"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  for decoder in viterbi beam; do
-    log "Stage 5: decode test-clean ($decoder)"
-    extra=()
-    [ $decoder = beam ] && extra=(--lexicon "$dir/lm/lexicon.txt" --lm "$dir/lm/lm.bin" --beam 100 --lm-weight 2.0 --word-score -1.0)
-    w2v2 decode "$dir/finetune/checkpoint_best" "$data/test-clean.tsv" --out "$dir/decode/$decoder" \
-      --decoder $decoder "${extra[@]}"
+  for model in "${models[@]}"; do
+    for decoder in viterbi beam; do
+      log "Stage 5: decode test-clean ($model, $decoder)"
+      extra=()
+      [ $decoder = beam ] && extra=(--lexicon "$dir/lm/lexicon.txt" --lm "$dir/lm/lm.bin" --beam 100 \
+                                    --lm-weight 2.0 --word-score -1.0)
+      w2v2 decode "$dir/finetune_$model/checkpoint_best" "$data/test-clean.tsv" \
+        --out "$dir/decode/${model}_$decoder" --decoder $decoder --no-progress "${extra[@]}" "${thread_opt[@]}"
+    done
   done
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  for decoder in viterbi beam; do
-    log "Stage 6: score test-clean ($decoder)"
-    w2v2 score "$dir/decode/$decoder/ref.trn" "$dir/decode/$decoder/hyp.trn" --report "$dir/decode/$decoder/report"
+  for model in "${models[@]}"; do
+    for decoder in viterbi beam; do
+      log "Stage 6: score test-clean ($model, $decoder)"
+      w2v2 score "$dir/decode/${model}_$decoder/ref.trn" "$dir/decode/${model}_$decoder/hyp.trn" \
+        --report "$dir/decode/${model}_$decoder/report" > "$dir/decode/${model}_$decoder/score.txt"
+    done
   done
+  log "Results on test-clean (voices and sentences never seen in training):"
+  python3 local/results.py "$dir/decode" | tee "$dir/results.txt"
 fi
-log "Done. Results: $dir/decode/*/report"
+log "Done. Results: $dir/results.txt; reports: $dir/decode/*/report"

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from w2v2cli.cli.app import app
-from w2v2cli.decode.run import DecodeConfig, _windows, align_manifest, compute_emissions, decode_manifest
+from w2v2cli.decode.run import DecodeConfig, _windows, align_manifest, compute_emissions, decode_manifest, summary_rows
 from w2v2cli.errors import ConfigError
 
 
@@ -92,6 +92,8 @@ def test_decode_greedy_writes_outputs_in_manifest_order(tmp_path, tiny_ctc, libr
     durations = _durations(tsv)
     assert res.audio_seconds == pytest.approx(sum(durations), rel=1e-6)
     assert res.rtf > 0 and res.wer is not None and res.wer > 0  # random weights: wrong, but scored
+    assert res.wer == res.words.errors / res.words.ref_tokens  # a fraction; the summary prints percent
+    assert ("WER %", f"{100 * res.words.errors / res.words.ref_tokens:.2f}") in summary_rows(res)
     records = [json.loads(x) for x in (tmp_path / "dec" / "hyp.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ids
     for rec, dur in zip(records, durations):

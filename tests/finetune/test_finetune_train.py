@@ -64,7 +64,7 @@ def test_resume_continues_and_matches_an_uninterrupted_run(four, tmp_path):
 
 def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_dir, tmp_path):
     out = tmp_path / "ft"
-    sets = FAST + ["task.freeze_finetune_updates=100"]
+    sets = FAST + ["task.freeze_finetune_updates=100", "model.feature_grad_mult=0.0"]
     cfg, task = resolve_finetune([four], out, init=str(hf_dir), config="tiny", overrides=sets, max_updates=3)
     assert (cfg.model.encoder_embed_dim, cfg.model.encoder_layers, cfg.model.conv_dim) == (48, 2, 32)  # from --init
     recipe = training_preset("tiny_ctc").model
@@ -86,7 +86,7 @@ def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_d
 def test_init_from_our_pretraining_checkpoint(four, pretrain_ckpt, tmp_path):
     out = tmp_path / "ft"
     result = finetune([four], out, init=str(pretrain_ckpt), config="tiny", valid=[four], max_updates=3,
-                      overrides=FAST + ["task.freeze_finetune_updates=0"])
+                      overrides=FAST + ["task.freeze_finetune_updates=0", "model.feature_grad_mult=0.0"])
     pre = load_file(str(pretrain_ckpt / "model.safetensors"))
     final = load_file(str(result.last_checkpoint / "model.safetensors"))
     assert not any(k.startswith(("quantizer.", "project_q.", "final_proj.")) for k in final)  # heads dropped
@@ -100,7 +100,7 @@ def test_init_from_our_pretraining_checkpoint(four, pretrain_ckpt, tmp_path):
     saved_pre = load_checkpoint(pretrain_ckpt)
     assert ckpt.kind == "ctc" and ckpt.cfg.encoder_layers == saved_pre.cfg.encoder_layers
     recipe, pre_recipe = training_preset("tiny_ctc").model, training_preset("tiny").model
-    assert recipe.mask_channel_prob != pre_recipe.mask_channel_prob  # so the next line tells them apart
+    assert recipe.mask_prob != pre_recipe.mask_prob  # so the next line tells them apart
     assert (ckpt.cfg.mask_prob, ckpt.cfg.mask_channel_prob) == (recipe.mask_prob, recipe.mask_channel_prob)
     assert (saved_pre.cfg.mask_prob, saved_pre.cfg.mask_channel_prob) == (pre_recipe.mask_prob,
                                                                           pre_recipe.mask_channel_prob)

@@ -243,16 +243,53 @@ def test_all_blank_validation_is_reported(four, tmp_path):
 def test_init_none_trains_the_whole_model_unless_told_otherwise(four, pretrain_ckpt, tmp_path):
     from w2v2cli.train.finetune import resolve_finetune
 
-    preset = training_preset("tiny_ctc")
+    # a fine-tuning config that freezes, as the published BASE/LARGE presets do
+    frozen = tmp_path / "frozen.yaml"
+    frozen.write_text("preset: tiny_ctc\nmodel: {feature_grad_mult: 0.0}\ntask: {freeze_finetune_updates: 50}\n")
+    preset = training_preset("base_10h")
     assert preset.model.feature_grad_mult == 0.0 and preset.task.freeze_finetune_updates > 0
     # from scratch: a frozen random feature encoder / transformer would make a meaningless baseline
-    cfg, _ = resolve_finetune([four], tmp_path / "a", init="none", config="tiny")
+    cfg, _ = resolve_finetune([four], tmp_path / "a", init="none", config=str(frozen))
     assert cfg.model.feature_grad_mult == 1.0 and cfg.task.freeze_finetune_updates == 0
     # explicit values win
-    cfg, _ = resolve_finetune([four], tmp_path / "b", init="none", config="tiny",
+    cfg, _ = resolve_finetune([four], tmp_path / "b", init="none", config=str(frozen),
                               overrides=["model.feature_grad_mult=0.0", "task.freeze_finetune_updates=7"])
     assert cfg.model.feature_grad_mult == 0.0 and cfg.task.freeze_finetune_updates == 7
     # from a pretrained model the preset's freezing stays
-    cfg, _ = resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config="tiny")
+    cfg, _ = resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config=str(frozen))
     assert cfg.model.feature_grad_mult == 0.0
-    assert cfg.task.freeze_finetune_updates == preset.task.freeze_finetune_updates
+    assert cfg.task.freeze_finetune_updates == 50
+
+
+def test_finetune_config_is_built_once_typed_with_the_options_on_top(four):
+    from w2v2cli.train.config import SourceConfig
+    from w2v2cli.train.finetune import finetune_config
+
+    sets = ["task.vocab=letters", "task.vocab_size=9", "optim.lr=2e-3"]
+    cfg = finetune_config("tiny", sets, [four], valid=[four], max_updates=7, seed=3, vocab="spm", vocab_size=40)
+    assert (cfg.task.name, cfg.task.vocab, cfg.task.vocab_size) == ("ctc", "spm", 40)  # the typed options win
+    assert (cfg.optim.lr, cfg.optim.max_updates, cfg.seed) == (2e-3, 7, 3)
+    assert cfg.data.train == [SourceConfig(path=str(four))] and cfg.data.valid == [str(four)]
+    assert sets == ["task.vocab=letters", "task.vocab_size=9", "optim.lr=2e-3"]  # no --set strings added
+    with pytest.raises(ConfigError, match="task.vocab must be 'letters' or 'spm', got 'words'"):
+        finetune_config("tiny", train=[four], vocab="words")
+    with pytest.raises(ConfigError, match="optim.max_updates must be >= 1, got 0"):
+        finetune_config("tiny", train=[four], max_updates=0)
+    with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
+        finetune_config("tiny", ["optim.lrr=1"], train=[four])
+
+
+def test_targets_use_the_manifest_the_trainer_read(four):
+    from dataclasses import replace
+
+    from w2v2cli.data.manifest import read_manifest
+
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    parsed = read_manifest(four)
+    assert _task(vocab).targets(four, parsed) == _task(vocab).targets(four) == encode_labels(four, vocab, "ltr")
+    task = _task(vocab)
+    assert not task.data_warnings()
+    # The frames check reads the entries handed over, not the file: one sample per entry leaves no frame.
+    short = replace(parsed, entries=[replace(e, num_samples=1) for e in parsed.entries])
+    task.targets(four, short)
+    assert task.infeasible == {str(four): 4} and "4 of 4 utterances" in task.data_warnings()[0]

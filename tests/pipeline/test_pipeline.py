@@ -69,7 +69,10 @@ def pipeline(libri_manifests, tmp_path_factory):
 def test_lm_beam_search_beats_greedy_on_a_finetuned_model(pipeline):
     greedy, beam = _wer(pipeline / "greedy"), _wer(pipeline / "beam")
     assert 5.0 <= greedy < 90.0, f"greedy WER {greedy}%: the model should be part-trained for this test"
-    assert beam <= greedy / 2, f"LM beam search WER {beam}% is not well below greedy {greedy}%"
+    # The synthetic English draws from a 2,300-word lexicon with Zipf-like frequencies, so a 3-gram of a few
+    # hundred training sentences constrains content words far less than the old 217-word grammar did (where the
+    # LM halved WER); measured 22 % vs 38 % greedy (0.58x): a quarter lower is the bar.
+    assert beam <= 0.75 * greedy, f"LM beam search WER {beam}% is not well below greedy {greedy}%"
 
 
 def test_outputs_are_in_manifest_order_with_times_inside_each_utterance(pipeline):

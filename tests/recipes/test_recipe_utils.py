@@ -75,3 +75,44 @@ def test_subset_errors(tmp_path, n, problem):
                          capture_output=True, text=True)
     assert res.returncode != 0 and problem in res.stderr
     assert not (tmp_path / "c.tsv").exists()
+
+
+def _speaker_manifest(tmp_path: Path) -> Path:
+    """4 speakers x 10 utterances of 3 s each (48,000 samples), labels naming speaker and utterance."""
+    rows, wrd = [], []
+    for spk in ("101", "202", "303", "404"):
+        for utt in range(10):
+            rows.append(f"{spk}/7/{spk}-7-{utt:04d}.flac\t48000")
+            wrd.append(f"S{spk} U{utt}")
+    src = tmp_path / "train"
+    src.with_suffix(".tsv").write_text("/corpus\n" + "".join(r + "\n" for r in rows))
+    src.with_suffix(".wrd").write_text("".join(w + "\n" for w in wrd))
+    return src
+
+
+def test_subset_speakers_keeps_few_voices_and_minutes(tmp_path):
+    src = _speaker_manifest(tmp_path)
+    dst = tmp_path / "lab"
+    res = subprocess.run(["bash", RECIPES / "utils/subset_speakers.sh", src, dst, "2", "0.5", "3"],
+                         capture_output=True, text=True, check=True)
+    root, *rows = dst.with_suffix(".tsv").read_text().splitlines()
+    labels = dst.with_suffix(".wrd").read_text().splitlines()
+    assert root == "/corpus" and len(rows) == 10  # 0.5 min = 30 s = ten 3 s utterances
+    speakers = {r.split("/")[0] for r in rows}
+    assert len(speakers) == 2 and f"from 2 speakers" in res.stderr
+    for row, label in zip(rows, labels):  # the labels stay paired with their rows, in the original order
+        spk, utt = row.split("/")[0], int(row.split("-")[-1][:4])
+        assert label == f"S{spk} U{utt}"
+    assert rows == sorted(rows)
+    again = tmp_path / "again"
+    subprocess.run(["bash", RECIPES / "utils/subset_speakers.sh", src, again, "2", "0.5", "3"], check=True,
+                   capture_output=True)
+    assert again.with_suffix(".tsv").read_text() == dst.with_suffix(".tsv").read_text()  # seeded
+
+
+def test_subset_speakers_refuses_more_speakers_than_there_are(tmp_path):
+    src = _speaker_manifest(tmp_path)
+    res = subprocess.run(["bash", RECIPES / "utils/subset_speakers.sh", src, tmp_path / "x", "5", "1", "0"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "asked for 5 speakers but" in res.stderr and "has 4" in res.stderr
+    assert not (tmp_path / "x.tsv").exists()

@@ -32,6 +32,15 @@ from w2v2cli.vocab import Vocabulary
 PRETRAIN_ARCHS = {"wav2vec2"}
 CTC_ARCHS = {"wav2vec_ctc", "wav2vec2_ctc"}
 CTC_PREFIX = "w2v_encoder.w2v_model."
+# other fairseq speech models users meet beside wav2vec 2.0, so an error can say what the file is
+_OTHER_ARCHS = {
+    "conformer": "a wav2vec2-conformer model: conformer layers are not implemented",
+    "hubert": "a HuBERT model: other targets and heads than wav2vec 2.0",
+    "data2vec": "a data2vec model: other layers and targets than wav2vec 2.0",
+    "seq2seq": "an encoder-decoder model: w2v2 decodes with CTC only",
+    "wav2vec2_laser": "a LASER sentence-embedding model",
+    "wav2vec": "wav2vec 1.0: a different, convolutional model",
+}
 
 # fairseq Wav2Vec2Config field -> ModelConfig field (same meaning, same units)
 _SAME_FIELDS = [
@@ -141,6 +150,29 @@ def _arch(model_cfg: dict[str, Any]) -> str | None:
     return model_cfg.get("_name") or model_cfg.get("arch")
 
 
+def _unsupported_layers(cfg: dict[str, Any]) -> list[str]:
+    """Transformer-layer variants of later fairseq versions that w2v2's model does not implement, by name."""
+    found = []
+    layer_type = cfg.get("layer_type") or "transformer"
+    if layer_type == "conformer":
+        found.append("conformer layers (layer_type=conformer: the wav2vec2-conformer model)")
+    elif layer_type == "trf_adp" or int(cfg.get("adp_num") or -1) > 0:
+        found.append(f"adapter layers (layer_type={layer_type}, adp_num={cfg.get('adp_num')}: MMS-style "
+                     "per-language adapters)")
+    elif layer_type != "transformer":
+        found.append(f"layer_type={layer_type}")
+    if (cfg.get("pos_enc_type") or "abs") != "abs":
+        found.append(f"pos_enc_type={cfg.get('pos_enc_type')} (relative/rotary position encoding)")
+    return found
+
+
+def _flag(value: Any) -> bool:
+    """A boolean config value; strings (an unresolved `${task.normalize}`) are read as written, not as True."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
 def model_config_from_fairseq(
     pre: dict[str, Any], task: dict[str, Any], where: str, finetune: dict[str, Any] | None = None,
     vocab_size: int = 0,
@@ -159,6 +191,7 @@ def model_config_from_fairseq(
         unsupported.append(f"codebook_negatives={get('codebook_negatives')}")
     if int(get("pos_conv_depth") or 1) != 1:
         unsupported.append(f"pos_conv_depth={get('pos_conv_depth')}")
+    unsupported += _unsupported_layers(pre) + (_unsupported_layers(finetune) if finetune else [])
     if unsupported:
         raise CheckpointError(
             f"{where}: this wav2vec 2.0 variant is not supported ({', '.join(unsupported)})",
@@ -173,17 +206,17 @@ def model_config_from_fairseq(
     values["layerdrop"] = get("encoder_layerdrop")
     values["final_dim"] = int(get("final_dim")) or int(get("encoder_embed_dim"))
     values["latent_temp"] = _parse_temp(get("latent_temp"), where)
-    values["normalize_audio"] = bool(task.get("normalize", False))
+    values["normalize_audio"] = _flag(task.get("normalize", False))
     values["vocab_size"] = vocab_size
     if finetune is not None:
         for src, dst in _CTC_OVERRIDES.items():
             if finetune.get(src) is not None:
                 values[dst] = finetune[src]
-        if finetune.get("apply_mask") is False:  # fairseq then never masks during fine-tuning
+        if finetune.get("apply_mask") is not None and not _flag(finetune["apply_mask"]):  # fairseq then never masks during fine-tuning
             values["mask_prob"] = 0.0
             values["mask_channel_prob"] = 0.0
         if "normalize" in finetune and finetune.get("normalize") is not None:
-            values["normalize_audio"] = bool(finetune["normalize"])
+            values["normalize_audio"] = _flag(finetune["normalize"])
     values = {k: v for k, v in values.items() if v is not None}
     try:
         return ModelConfig(**values)
@@ -267,12 +300,22 @@ def state_dict_from_fairseq(sd: dict[str, torch.Tensor], cfg: ModelConfig, kind:
                 out[_HEADS.get(inner, inner)] = value
         else:
             unknown.append(name)
+    adapters = [n for n in unknown if "adapter" in n]
+    if adapters:
+        raise CheckpointError(
+            f"{where}: {len(adapters)} adapter weights ({', '.join(adapters[:3])}{', ...' if len(adapters) > 3 else ''})"
+            ": adapter layers (MMS-style per-language adapters) are not supported",
+            hint="import the base model the adapters were trained on (a checkpoint without adapter weights)",
+        )
     if unknown:
         raise CheckpointError(
             f"{where}: {len(unknown)} weights have no counterpart in w2v2's model: "
             f"{', '.join(unknown[:6])}{', ...' if len(unknown) > 6 else ''}",
             hint="this looks like a wav2vec 2.0 variant w2v2 does not implement",
         )
+    if ENCODER_PREFIX + "mask_embedding" not in out:
+        # fine-tuned files may lack it (fairseq creates it only when masking is on); it is unused at inference
+        out[ENCODER_PREFIX + "mask_embedding"] = torch.zeros(cfg.encoder_embed_dim)
     proj = ENCODER_PREFIX + "feature_projection.linear."
     if proj + "weight" not in out and cfg.conv_dim == cfg.encoder_embed_dim:
         # fairseq has no post_extract_proj when the conv and model widths match: use the identity
@@ -294,8 +337,10 @@ def read_fairseq(path: str | os.PathLike, dict_path: str | os.PathLike | None = 
     arch = _arch(model_cfg)
     is_ctc = arch in CTC_ARCHS or any(k.startswith("w2v_encoder.") for k in weights)
     if arch is not None and arch not in PRETRAIN_ARCHS | CTC_ARCHS:
+        what = _OTHER_ARCHS.get(arch) or next(
+            (v for k, v in _OTHER_ARCHS.items() if k in arch and k != "wav2vec"), None)
         raise CheckpointError(
-            f"{where}: fairseq model '{arch}' is not supported",
+            f"{where}: fairseq model '{arch}' is not supported" + (f" ({what})" if what else ""),
             hint="w2v2 imports wav2vec2 pretraining checkpoints and wav2vec_ctc fine-tuned ones",
         )
     vocab = None
@@ -322,13 +367,32 @@ def read_fairseq(path: str | os.PathLike, dict_path: str | os.PathLike | None = 
     else:
         cfg = model_config_from_fairseq(model_cfg, task_cfg, where)
         kind = "pretrain"
+    has_mask_emb = any(k.endswith("mask_emb") for k in weights)
     sd = state_dict_from_fairseq(weights, cfg, kind, where)
     provenance: dict[str, Any] = {"source": "fairseq", "path": str(path.resolve()), "arch": arch or kind}
+    if not has_mask_emb:
+        provenance["mask_embedding"] = "not in the fairseq file; set to zeros"
+    if kind == "pretrain":
+        kind, sd = _pretrain_or_encoder(sd, where)
     history = state.get("optimizer_history")
     if isinstance(history, list) and history and isinstance(history[-1], dict):
         if isinstance(history[-1].get("num_updates"), int):
             provenance["num_updates"] = history[-1]["num_updates"]
     return ImportedModel(cfg=cfg, kind=kind, state_dict=sd, vocab=vocab, provenance=provenance)
+
+
+def _pretrain_or_encoder(sd: dict[str, torch.Tensor], where: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """A pretraining file with all of its heads stays 'pretrain'; one without any (quantizer, project_q,
+    final_proj stripped, as in some published encoders) is an 'encoder' checkpoint; half of them is an error."""
+    heads = {"quantizer": "quantizer.", "project_q": "project_q.", "final_proj": "final_proj."}
+    present = {name for name, prefix in heads.items() if any(k.startswith(prefix) for k in sd)}
+    if len(present) == len(heads):
+        return "pretrain", sd
+    if present:
+        missing = sorted(set(heads) - present)
+        raise CheckpointError(f"{where}: the pretraining heads are incomplete: {', '.join(missing)} missing",
+                              hint="a pretraining checkpoint needs quantizer, project_q and final_proj")
+    return "encoder", {k[len(ENCODER_PREFIX):]: v for k, v in sd.items() if k.startswith(ENCODER_PREFIX)}
 
 
 def _find_dict(path: Path, dict_path: str | os.PathLike | None, vocab_size: int) -> Vocabulary:

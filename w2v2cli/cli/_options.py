@@ -17,7 +17,7 @@ BatchSeconds = Annotated[float, typer.Option("--batch-seconds", help="Padded aud
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
-# every command that runs the model: w2v2 decode, align, pretrain, finetune
+# every command that runs the model: w2v2 decode, align, transcribe, pretrain, finetune
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for the model (default: "
                                                                           "one per core, fastest on an idle "
                                                                           "machine; 1 when other jobs share "

@@ -11,17 +11,20 @@ from rich.table import Table
 
 
 def print_train_summary(title: str, result, out: Path, rows: list[tuple[str, str]], best_label: str,
-                        console: Console) -> None:
-    """`result` is a `w2v2cli.train.trainer.TrainResult`; `rows` are the task's metric rows. Printed by rank 0
-    only (torchrun). A run stopped by SIGINT/SIGTERM exits 130/143 (typer.Exit), so that `&&` chains, recipes
-    and schedulers never take it for a finished one."""
+                        console: Console, log_console: Console) -> None:
+    """`result` is a `w2v2cli.train.trainer.TrainResult`; `rows` are the task's metric rows. The table goes to
+    `console` (the commands give stdout, the run's result); a stop by a signal is noted on `log_console` (the
+    run's log, stderr), beside the trainer's own notices. Printed by rank 0 only (torchrun). A run stopped by
+    SIGINT/SIGTERM exits 130/143 (typer.Exit), so that `&&` chains, recipes and schedulers never take it for a
+    finished one."""
     if os.environ.get("RANK", "0") == "0":
-        _print(title, result, out, rows, best_label, console)
+        _print(title, result, out, rows, best_label, console, log_console)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
 
-def _print(title: str, result, out: Path, rows: list[tuple[str, str]], best_label: str, console: Console) -> None:
+def _print(title: str, result, out: Path, rows: list[tuple[str, str]], best_label: str, console: Console,
+           log_console: Console) -> None:
     table = Table(title=title, show_header=False)
     table.add_row("stopped", f"{result.stopped} at update {result.update} (epoch {result.epoch})")
     for name, value in rows:
@@ -34,8 +37,8 @@ def _print(title: str, result, out: Path, rows: list[tuple[str, str]], best_labe
     if result.best_checkpoint:
         table.add_row(best_label, str(result.best_checkpoint))
     table.add_row("metrics", str(out / "metrics.jsonl"))
-    Console().print(table)
+    console.print(table)
     if result.exit_code:
-        console.print(f"[yellow]stopped by {result.stopped}[/] at update {result.update}: checkpoint saved; the run "
-                      f"is not finished (exit status {result.exit_code}): continue it with the same command and "
-                      f"--resume auto")
+        log_console.print(f"[yellow]stopped by {result.stopped}[/] at update {result.update}: checkpoint saved; the "
+                          f"run is not finished (exit status {result.exit_code}): continue it with the same command "
+                          f"and --resume auto")

@@ -51,13 +51,12 @@ def finetune_cmd(
     --config base_1h --out exp/ft --resume auto
     """
     from w2v2cli.runtime import configure_runtime
-    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune
+    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune_config, run_finetuning
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
-    result = finetune(train, out, init=init, config=config, overrides=set_ or [], valid=valid or [],
-                      max_updates=max_updates, resume=resume, seed=seed, vocab=vocab, vocab_size=vocab_size,
-                      spm_type=spm_type, console=console)
+    cfg = finetune_config(config, set_ or [], train, valid or [], max_updates, seed, vocab, vocab_size, console)
+    result = run_finetuning(cfg, out, init, resume=resume, spm_type=spm_type, overrides=set_ or [], console=console)
     rows = []
     if "loss" in result.train_metrics:
         rows.append(("train loss", f"{result.train_metrics['loss']:.4g}"))
@@ -67,7 +66,7 @@ def finetune_cmd(
                  ("valid CER", f"{100 * v['cer']:.2f} %")]
         if v.get("empty_frac", 0) >= ALL_BLANK_EMPTY_SHARE:
             rows.append(("[yellow]all blank[/]", f"{100 * v['empty_frac']:.0f} % empty hypotheses (see the warning)"))
-    print_train_summary("fine-tuning", result, out, rows, "best (by WER)", console)
+    print_train_summary("fine-tuning", result, out, rows, "best (by WER)", Console(), console)
 
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_cmd)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.errors import ConfigError
+from w2v2cli.errors import CheckpointError, ConfigError
 from w2v2cli.lm import LMConfig, build_lm
 
 lm_app = typer.Typer(help="Language models for beam search decoding.", no_args_is_help=True)
@@ -25,15 +25,16 @@ def vocabulary_letters(spec: Path) -> tuple[list[str], str]:
     from w2v2cli.vocab import Vocabulary
 
     if spec.is_dir():
-        from w2v2cli.config import load_yaml
+        from w2v2cli.checkpoint.io import CONFIG_FILE, read_checkpoint_meta
 
-        cfg_path = spec / "config.yaml"
-        if not cfg_path.is_file():
-            raise ConfigError(f"{spec}: a directory given to --vocab must be a checkpoint with config.yaml")
-        data = load_yaml(cfg_path)
-        if not isinstance(data, dict) or not data.get("vocab"):
+        try:
+            meta = read_checkpoint_meta(spec)  # config.yaml only, checked by the checkpoint library
+        except CheckpointError as err:  # a bad --vocab value: a usage error, like the other --vocab errors
+            raise ConfigError(f"--vocab: {err.message}", hint=err.hint) from None
+        cfg_path = spec / CONFIG_FILE
+        if not meta.get("vocab"):
             raise ConfigError(f"{cfg_path}: the checkpoint has no vocabulary (is it a CTC checkpoint?)")
-        vocab = Vocabulary.from_dict(data["vocab"], source=str(cfg_path))
+        vocab = Vocabulary.from_dict(meta["vocab"], source=str(cfg_path))
     else:
         vocab = Vocabulary.from_fairseq_dict(spec)
     if vocab.kind != "letters" or not vocab.word_sep:

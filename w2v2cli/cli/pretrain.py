@@ -36,17 +36,17 @@ def pretrain_cmd(
     Example: w2v2 pretrain data/train.tsv --valid data/dev.tsv --config tiny --out exp/pt --resume auto
     """
     from w2v2cli.runtime import configure_runtime
-    from w2v2cli.train.pretrain import pretrain
+    from w2v2cli.train.pretrain import pretrain_config, run_pretraining
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
-    result = pretrain(train, out, config=config, overrides=set_ or [], valid=valid or [], max_updates=max_updates,
-                      resume=resume, seed=seed, console=console)
+    cfg = pretrain_config(config, set_ or [], train, valid or [], max_updates, seed)
+    result = run_pretraining(cfg, out, resume=resume, console=console)
     m, v = result.train_metrics, result.valid_metrics
     rows = [(f"train {key}", f"{m[key]:.4g}")
             for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s") if key in m]
     rows += [(f"valid {key}", f"{v[key]:.4g}") for key in ("loss", "accuracy") if key in (v or {})]
-    print_train_summary("pretraining", result, out, rows, "best", console)
+    print_train_summary("pretraining", result, out, rows, "best", Console(), console)
 
 def register(app: typer.Typer) -> None:
     app.command("pretrain")(pretrain_cmd)

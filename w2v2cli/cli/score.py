@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.score import ScoreConfig, ScoreResult, most_common, score_files, write_report
+from w2v2cli.score import ScoreConfig, ScoreResult, format_percent, most_common, score_files, write_report
 
 
-def _pct(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.2f}"
+def _pct(count: int, total: int) -> str:
+    return format_percent(count, total, undefined="undefined")
 
 
 def _summary_table(word: ScoreResult, char: ScoreResult) -> Table:
@@ -26,9 +26,11 @@ def _summary_table(word: ScoreResult, char: ScoreResult) -> Table:
         table.add_column(col, justify="right" if col != "unit" else "left")
     for res, name in ((word, "WER"), (char, "CER")):
         c = res.total
-        ci = f"{res.ci95[0]:.2f}-{res.ci95[1]:.2f}" if res.ci95 else "-"
-        table.add_row(name, str(c.sentences), str(c.ref_tokens), _pct(c.error_rate), ci, str(c.substitutions),
-                      str(c.deletions), str(c.insertions), _pct(c.sentence_error_rate))
+        lo_hi = res.ci95_percent()
+        ci = f"{lo_hi[0]:.2f}-{lo_hi[1]:.2f}" if lo_hi else "-"
+        table.add_row(name, str(c.sentences), str(c.ref_tokens), _pct(c.errors, c.ref_tokens), ci,
+                      str(c.substitutions), str(c.deletions), str(c.insertions),
+                      _pct(c.sentence_errors, c.sentences))
     return table
 
 
@@ -38,7 +40,7 @@ def _speaker_table(res: ScoreResult, limit: int = 20) -> Table:
         table.add_column(col, justify="right" if col != "speaker" else "left")
     for spk, c in list(res.speakers.items())[:limit]:
         table.add_row(spk, str(c.sentences), str(c.ref_tokens), str(c.substitutions), str(c.deletions),
-                      str(c.insertions), _pct(c.error_rate))
+                      str(c.insertions), _pct(c.errors, c.ref_tokens))
     return table
 
 

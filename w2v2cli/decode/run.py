@@ -2,7 +2,7 @@
 
     >>> res = decode_manifest("exp/ft/best", "data/test.tsv", "exp/decode", DecodeConfig(decoder="beam",
     ...                       lexicon="exp/lm/lexicon.txt", lm="exp/lm/lm.bin"))
-    >>> res.wer, res.rtf
+    >>> res.wer, res.rtf                                             # 0.084 (a fraction), 0.05
     >>> align_manifest("exp/ft/best", "data/test.tsv", "exp/align")      # needs test.wrd or test.ltr
 
 Utterances are sorted by length and grouped so a batch holds at most `batch_seconds` of padded audio, and
@@ -36,6 +36,7 @@ from w2v2cli.decode.timestamps import forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
 from w2v2cli.errors import AudioError, ConfigError, DataError
 from w2v2cli.runtime import configure_runtime
+from w2v2cli.score import Counts, corpus_counts, format_percent
 
 SAMPLE_RATE = 16000
 
@@ -69,11 +70,21 @@ class DecodeResult:
     utterances: int
     audio_seconds: float
     elapsed_seconds: float
-    wer: float | None = None
-    cer: float | None = None
+    words: Counts | None = None  # corpus word counts against the references (None without references)
+    chars: Counts | None = None
     ids: list[str] = field(default_factory=list)
     hypotheses: list[Hypothesis] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # utterance id -> why its audio was skipped
+
+    @property
+    def wer(self) -> float | None:
+        """Word error rate as a fraction (0.25 = 25 %); None without references."""
+        return self.words.error_rate if self.words is not None else None
+
+    @property
+    def cer(self) -> float | None:
+        """Character error rate as a fraction; None without references."""
+        return self.chars.error_rate if self.chars is not None else None
 
     @property
     def rtf(self) -> float:
@@ -81,7 +92,8 @@ class DecodeResult:
         return self.elapsed_seconds / self.audio_seconds if self.audio_seconds else float("nan")
 
 
-def _check_config(cfg: DecodeConfig) -> None:
+def check_config(cfg: DecodeConfig) -> None:
+    """ConfigError for inconsistent decoding options (beam options without --decoder beam, ...)."""
     if cfg.decoder not in ("viterbi", "beam"):
         raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {cfg.decoder!r}")
     if cfg.dtype not in ("fp32", "bf16"):
@@ -276,13 +288,22 @@ def _write_skipped(out_dir, manifest, ids: list[str], skipped: dict[str, str]) -
     return {"bad_audio.tsv": path}
 
 
+def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypothesis]:
+    """The decoder `cfg` asks for, as a function of one utterance's log-probabilities `[frames, vocab]`:
+    greedy best path, or the lexicon (+ KenLM) beam search (built once here)."""
+    if cfg.decoder == "beam":
+        beam = BeamSearchDecoder(vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
+                                                   beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
+                                                   word_score=cfg.word_score))
+        return lambda lp: beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    return lambda lp: greedy_decode(lp.unsqueeze(0), None, vocab)[0]
+
+
 def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
     """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
     writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
-    from w2v2cli.score import wer_cer
-
     cfg = cfg or DecodeConfig()
-    _check_config(cfg)
+    check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
@@ -290,32 +311,26 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
 
     loaded = loaded or load_model_any(ckpt, device="cpu")
     em = EmissionModel(loaded, cfg.device, cfg.dtype)
-    if cfg.decoder == "beam":
-        beam = BeamSearchDecoder(em.vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
-                                                      beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
-                                                      word_score=cfg.word_score))
+    decode_one = utterance_decoder(cfg, em.vocab)
 
-        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
-            return beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
-    else:
-        def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
-            return greedy_decode(lp.unsqueeze(0), None, em.vocab)[0]
+    def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
+        return decode_one(lp)
 
     manifest, ids, hyps, seconds, elapsed, skipped = _run(manifest_path, cfg, em, per_utt)
     extras = [{"skipped": skipped[u]} if u in skipped else None for u in ids] if skipped else None
     files = write_outputs(out_dir, ids, hyps, refs, extras)
     files.update(_write_skipped(out_dir, manifest, ids, skipped))
-    wer = cer = None
+    words = chars = None
     if refs is not None:
-        wer, cer = wer_cer(refs, [h.text for h in hyps])
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, wer, cer, ids, hyps, skipped)
+        words, chars = corpus_counts(refs, [h.text for h in hyps])
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps, skipped)
 
 
 def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
     """Force-aligns the reference transcripts (`X.wrd` or `X.ltr` beside `X.tsv`) to the audio; writes
     `align.jsonl` (words with start/end/confidence) and `align.ctm`."""
     cfg = cfg or DecodeConfig()
-    _check_config(cfg)
+    check_config(cfg)
     configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
@@ -348,7 +363,7 @@ def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
     if res.skipped:
         rows.append(("skipped (bad audio)", f"{len(res.skipped)}: empty hypotheses, scored as errors; "
                                             f"listed in bad_audio.tsv"))
-    if res.wer is not None or res.cer is not None:
-        rows.append(("WER %", "-" if res.wer is None else f"{res.wer:.2f}"))
-        rows.append(("CER %", "-" if res.cer is None else f"{res.cer:.2f}"))
+    if res.wer is not None or res.cer is not None:  # percent from the counts, as `w2v2 score` prints it
+        rows.append(("WER %", format_percent(res.words.errors, res.words.ref_tokens, undefined="-")))
+        rows.append(("CER %", format_percent(res.chars.errors, res.chars.ref_tokens, undefined="-")))
     return rows

@@ -1,4 +1,4 @@
-"""Decoding outputs, in manifest order: `hyp.wrd`, `hyp.trn`, `ref.trn` and `hyp.jsonl`.
+"""Decoding outputs, in manifest order: `hyp.wrd`, `hyp.trn`, `ref.trn` and `hyp.jsonl`; CTM and subtitles.
 
     >>> ids = utterance_ids(manifest_relpaths)                 # "1089/134686/1089-134686-0000.flac" -> "1089-134686-0000"
     >>> write_outputs("exp/decode", ids, hyps, refs)           # refs: list[str] or None
@@ -7,6 +7,9 @@
 `w2v2 score ref.trn hyp.trn` and `sclite -r ref.trn trn -h hyp.trn trn -i rm` read them; `hyp.jsonl` holds
 one JSON object per utterance: `{"id", "text", "words": [{"word", "start", "end", "confidence"}], ...}`.
 Every file is written to a temporary name and renamed, so a crash never leaves a half-written output.
+
+`ctm_text` gives NIST CTM lines (`utt-id 1 start duration word confidence`); `subtitle_cues` groups a
+hypothesis's timed words into cues that `srt_text` / `vtt_text` format as SubRip / WebVTT.
 """
 
 from __future__ import annotations
@@ -94,10 +97,60 @@ def write_alignments(out_dir: str | Path, ids: Sequence[str], hyps: Sequence[Hyp
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = "".join(json.dumps(hypothesis_record(i, h), ensure_ascii=False) + "\n" for i, h in zip(ids, hyps))
-    ctm = "".join(f"{i} 1 {s:.2f} {e - s:.2f} {w} {c:.4f}\n"
-                  for i, h in zip(ids, hyps) for w, (s, e), c in zip(h.words, h.word_times, h.word_conf))
+    ctm = ctm_text(ids, hyps)
     paths = {}
     for name, text in (("align.jsonl", jsonl), ("align.ctm", ctm)):
         atomic_write_text(out / name, text)
         paths[name] = out / name
     return paths
+
+
+def ctm_text(ids: Sequence[str], hyps: Sequence[Hypothesis]) -> str:
+    """NIST CTM lines, one per timed word: `utt-id 1 start duration word confidence` (sclite's `ctm` mode)."""
+    return "".join(f"{i} 1 {s:.2f} {e - s:.2f} {w} {c:.4f}\n"
+                   for i, h in zip(ids, hyps) for w, (s, e), c in zip(h.words, h.word_times, h.word_conf))
+
+
+def subtitle_cues(hyp: Hypothesis, duration: float, max_words: int = 12, max_seconds: float = 6.0,
+                  max_gap: float = 1.0) -> list[tuple[float, float, str]]:
+    """Groups timed words into cues `(start_s, end_s, text)`: a new cue starts after `max_words` words, when a
+    cue would last longer than `max_seconds`, or at a pause longer than `max_gap`. Times are clamped to
+    `[0, duration]`, so cues are in order, never overlap and lie inside the audio. Without word times (beam
+    search with timestamps off) the whole text is one cue over the whole file."""
+    if not hyp.words:
+        return []
+    if len(hyp.word_times) != len(hyp.words):
+        return [(0.0, duration, hyp.text)]
+    cues: list[tuple[float, float, str]] = []
+    words: list[str] = []
+    start = end = 0.0
+    for word, (w0, w1) in zip(hyp.words, hyp.word_times):
+        w0, w1 = min(max(w0, end if words or cues else 0.0), duration), min(w1, duration)
+        if words and (len(words) >= max_words or w1 - start > max_seconds or w0 - end > max_gap):
+            cues.append((start, end, " ".join(words)))
+            words = []
+        if not words:
+            start = w0
+        words.append(word)
+        end = max(w1, start)
+    cues.append((start, end, " ".join(words)))
+    return cues
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(0, int(round(seconds * 1000)))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def srt_text(cues: Sequence[tuple[float, float, str]]) -> str:
+    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, a blank line after each."""
+    return "".join(f"{k}\n{_clock(a, ',')} --> {_clock(b, ',')}\n{text}\n\n"
+                   for k, (a, b, text) in enumerate(cues, 1))
+
+
+def vtt_text(cues: Sequence[tuple[float, float, str]]) -> str:
+    """WebVTT: the `WEBVTT` header, then cues `HH:MM:SS.mmm --> HH:MM:SS.mmm`."""
+    return "WEBVTT\n\n" + "".join(f"{_clock(a, '.')} --> {_clock(b, '.')}\n{text}\n\n" for a, b, text in cues)

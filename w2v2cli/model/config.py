@@ -2,6 +2,7 @@
 
     >>> cfg = model_preset("base")              # wav2vec 2.0 BASE (LibriSpeech 960h)
     >>> cfg = model_preset("xlsr", vocab_size=32)
+    >>> cfg = model_preset("xlsr_1b")           # XLS-R 1B: 48 x 1280 (xlsr_2b: 48 x 1920)
 
 Field names follow fairseq's `Wav2Vec2Config` so imported checkpoints map one to one.
 Values are from the wav2vec 2.0 paper (Baevski et al. 2020) and fairseq's published configs.
@@ -149,10 +150,15 @@ PRESETS: dict[str, dict] = {
     "xlsr": dict(_LARGE, extractor_mode="layer_norm", conv_bias=True, layer_norm_first=True, normalize_audio=True,
                  dropout=0.1, attention_dropout=0.1, dropout_input=0.1, dropout_features=0.1, layerdrop=0.1),
 }
+# XLS-R 1B and 2B (and MMS 1B): the XLSR family at 48 layers, 1280 / 1920 wide, 1024-dim quantized targets.
+PRESETS["xlsr_1b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=1280, encoder_ffn_embed_dim=5120,
+                          encoder_attention_heads=16, final_dim=1024)
+PRESETS["xlsr_2b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=1920, encoder_ffn_embed_dim=7680,
+                          encoder_attention_heads=16, final_dim=1024)
 
 
 def model_preset(name: str, **changes) -> ModelConfig:
-    """Returns the named preset ('tiny', 'base', 'large', 'xlsr') with `changes` applied."""
+    """Returns the named preset ('tiny', 'base', 'large', 'xlsr', 'xlsr_1b', 'xlsr_2b') with `changes` applied."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset '{name}'", hint=f"choose one of {', '.join(PRESETS)}")
     return ModelConfig(**{**PRESETS[name], **changes})

@@ -4,6 +4,8 @@
     ...                   valid=["data/dev-clean.tsv"], max_updates=13_000)
     >>> result.valid_metrics["wer"], result.best_checkpoint          # 0.21, exp/ft/checkpoint_best
     >>> evaluate_ctc("exp/ft/checkpoint_best", ["data/test-clean.tsv"])["wer"]
+    >>> cfg = finetune_config("base_10m", train=["data/train-10m.tsv"], vocab="spm", vocab_size=64)  # typed, once
+    >>> result = run_finetuning(cfg, "exp/ft", init="exp/pt/checkpoint_last")                    # `w2v2 finetune`
 
 What happens, in the order of the paper's fine-tuning recipe (wav2vec 2.0 paper, appendix):
 
@@ -38,9 +40,10 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from w2v2cli.config import from_dict, to_dict
+from w2v2cli.config import from_dict
 from w2v2cli.data.collate import Batch
 from w2v2cli.data.labels import build_vocab, encode_labels
+from w2v2cli.data.manifest import Manifest
 from w2v2cli.errors import CheckpointError, ConfigError, DataError
 from w2v2cli.model.config import ModelConfig
 from w2v2cli.model.losses import ctc_loss, min_ctc_frames
@@ -145,11 +148,12 @@ class CTCTask:
                 model.lm_head.load_state_dict(self.init.head_state)  # same outputs: keep the trained head
         return model
 
-    def targets(self, manifest: Path, num_utterances: int) -> list[list[int]]:
+    def targets(self, manifest: Path, parsed: Manifest | None = None) -> list[list[int]]:
+        """Label ids per entry of `manifest`; `parsed`: the manifest as the trainer read it (None: read here)."""
         from w2v2cli.data.manifest import read_manifest
 
         ids = encode_labels(manifest, self.vocab, self.cfg.task.labels)
-        entries = read_manifest(manifest).entries
+        entries = (parsed if parsed is not None else read_manifest(manifest)).entries
         bad = sum(1 for e, t in zip(entries, ids) if min_ctc_frames(t) > self.cfg.model.num_frames(e.num_samples))
         if bad:
             self.infeasible[str(manifest)] = bad
@@ -267,30 +271,39 @@ class CTCTask:
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
-                     config: str = "base_10h", overrides: Sequence[str] = (),
-                     valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
-                     resume: str | None = None, seed: int | None = None, vocab: str | None = None,
-                     vocab_size: int | None = None, spm_type: str = "unigram",
-                     console: Console | None = None) -> tuple[TrainConfig, CTCTask]:
-    """The resolved training config and the task, without training (what `finetune` runs)."""
-    from w2v2cli.checkpoint.io import read_checkpoint_meta
+def finetune_config(config: str = "base_10h", overrides: Sequence[str] = (),
+                    train: Sequence[str | os.PathLike] = (), valid: Sequence[str | os.PathLike] = (),
+                    max_updates: int | None = None, seed: int | None = None, vocab: str | None = None,
+                    vocab_size: int | None = None, console: Console | None = None) -> TrainConfig:
+    """The typed fine-tuning config: preset (`tiny` means `tiny_ctc`) or FILE.yaml, --set overrides, then the
+    explicit options; `vocab` / `vocab_size` replace task.vocab / task.vocab_size."""
     from w2v2cli.train.pretrain import resolve_config
 
-    console = console or Console(stderr=True)
-    name = finetune_config_name(config, console)
-    sets = list(overrides)
+    name = finetune_config_name(config, console or Console(stderr=True))
+    cfg = resolve_config(name, overrides, train, valid, max_updates, seed)
     if vocab is not None:
-        sets.append(f"task.vocab={vocab}")
+        cfg = replace(cfg, task=replace(cfg.task, vocab=vocab))
     if vocab_size is not None:
-        sets.append(f"task.vocab_size={vocab_size}")
-    cfg = resolve_config(name, sets, train_manifests, valid, max_updates, seed)
+        cfg = replace(cfg, task=replace(cfg.task, vocab_size=vocab_size))
     if cfg.task.name != "ctc":
         raise ConfigError(f"config '{config}' is a {cfg.task.name} config, not a fine-tuning one",
                           hint="fine-tuning presets: tiny_ctc, base_10m, base_1h, base_10h, base_100h, base_960h")
-    manifests = [s.path for s in cfg.data.train]
-    if not manifests:
+    if not cfg.data.train:
         raise DataError("no training manifest given", hint="w2v2 finetune TRAIN.tsv --valid VALID.tsv --init CKPT")
+    return cfg
+
+
+def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None, resume: str | None = None,
+                  spm_type: str = "unigram", overrides: Sequence[str] = (),
+                  console: Console | None = None) -> tuple[TrainConfig, CTCTask]:
+    """The run's config and task from a `finetune_config`: the architecture from `init` (or the run's own checkpoint
+    when resuming, or the config with `init` None/"none"), the vocabulary, the preset's regularisation.
+    `overrides` are the --set strings the config was built with: keys set there are kept by `--init none`
+    (`from_scratch_config`), and model.* keys that `init` overrides are reported as ignored."""
+    from w2v2cli.checkpoint.io import read_checkpoint_meta
+
+    console = console or Console(stderr=True)
+    manifests = [s.path for s in cfg.data.train]
     init_spec = None if init is None or str(init).lower() == "none" else str(init)
     if init_spec is None:
         cfg = from_scratch_config(cfg, overrides, console)
@@ -318,11 +331,21 @@ def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str 
             arch = cfg.model
         the_vocab, source = build_vocab(manifests, cfg.task.vocab, cfg.task.labels, cfg.task.vocab_size, spm_type,
                                         init_w.vocab if init_w is not None else None)
-    data = to_dict(cfg)
-    data["model"] = to_dict(finetune_model_config(arch, cfg.model, len(the_vocab)))
-    cfg = from_dict(TrainConfig, data, source="fine-tuning config")
+    cfg = replace(cfg, model=finetune_model_config(arch, cfg.model, len(the_vocab)))
     task = CTCTask(cfg, the_vocab, init=init_w, vocab_source=source)
     return cfg, task
+
+
+def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
+                     config: str = "base_10h", overrides: Sequence[str] = (),
+                     valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
+                     resume: str | None = None, seed: int | None = None, vocab: str | None = None,
+                     vocab_size: int | None = None, spm_type: str = "unigram",
+                     console: Console | None = None) -> tuple[TrainConfig, CTCTask]:
+    """The resolved training config and the task, without training (`finetune_config` + `finetune_task`)."""
+    console = console or Console(stderr=True)
+    cfg = finetune_config(config, overrides, train_manifests, valid, max_updates, seed, vocab, vocab_size, console)
+    return finetune_task(cfg, out_dir, init, resume, spm_type, overrides, console)
 
 
 def from_scratch_config(cfg: TrainConfig, overrides: Sequence[str], console: Console) -> TrainConfig:
@@ -343,18 +366,15 @@ def from_scratch_config(cfg: TrainConfig, overrides: Sequence[str], console: Con
     return cfg
 
 
-def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
-             config: str = "base_10h", overrides: Sequence[str] = (), valid: Sequence[str | os.PathLike] = (),
-             max_updates: int | None = None, resume: str | None = None, seed: int | None = None,
-             vocab: str | None = None, vocab_size: int | None = None, spm_type: str = "unigram",
-             console: Console | None = None) -> TrainResult:
-    """Fine-tunes with CTC (see the module docstring). `init`: checkpoint spec or None/"none" (from scratch);
-    `vocab`/`vocab_size` set task.vocab/task.vocab_size; `resume`: "auto" or a checkpoint directory."""
+def run_finetuning(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None, resume: str | None = None,
+                   spm_type: str = "unigram", overrides: Sequence[str] = (),
+                   console: Console | None = None) -> TrainResult:
+    """Fine-tunes with CTC from a `finetune_config` (see the module docstring and `finetune_task`). `init`:
+    checkpoint spec or None/"none" (from scratch); `resume`: "auto" or a checkpoint directory."""
     from w2v2cli.config import save_yaml
 
     console = console or Console(stderr=True)
-    cfg, task = resolve_finetune(train_manifests, out_dir, init, config, overrides, valid, max_updates, resume,
-                                 seed, vocab, vocab_size, spm_type, console)
+    cfg, task = finetune_task(cfg, out_dir, init, resume, spm_type, overrides, console)
     out = Path(out_dir)
     if task.init is not None and int(os.environ.get("RANK", "0")) == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -363,7 +383,18 @@ def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.Pat
     if not cfg.data.valid:
         console.print("[yellow]note:[/] no --valid manifest: no WER, no checkpoint_best, no early stopping",
                       highlight=False)
-    return train(cfg, task, out, resume=resume, valid=cfg.data.valid, console=console)
+    return train(cfg, task, out, resume=resume, console=console)
+
+
+def finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, init: str | None,
+             config: str = "base_10h", overrides: Sequence[str] = (), valid: Sequence[str | os.PathLike] = (),
+             max_updates: int | None = None, resume: str | None = None, seed: int | None = None,
+             vocab: str | None = None, vocab_size: int | None = None, spm_type: str = "unigram",
+             console: Console | None = None) -> TrainResult:
+    """`finetune_config` + `run_finetuning` in one call; `vocab`/`vocab_size` set task.vocab/task.vocab_size."""
+    console = console or Console(stderr=True)
+    cfg = finetune_config(config, overrides, train_manifests, valid, max_updates, seed, vocab, vocab_size, console)
+    return run_finetuning(cfg, out_dir, init, resume, spm_type, overrides, console)
 
 
 def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.PathLike], labels: str = "ltr",
@@ -381,7 +412,7 @@ def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.Pat
     if ckpt.vocab is None:
         raise CheckpointError(f"{checkpoint} has no vocabulary", hint="fine-tuned checkpoints carry one")
     task = CTCTask(TrainConfig(model=ckpt.cfg, task=TaskConfig(name="ctc", labels=labels)), ckpt.vocab)
-    targets = [ids for m in manifests for ids in task.targets(Path(m), 0)]
+    targets = [ids for m in manifests for ids in task.targets(Path(m))]
     log = RunLogger(None, LoggingConfig(progress="none"), 0, console=console)
     for text in task.data_warnings():
         log.warn(None, text)

@@ -196,9 +196,34 @@ class HealthMonitor:
         self._norms: deque[float] = deque(maxlen=50)
         self._last: dict[str, int] = {}
         self._steps = 0
+        self._train_loss: float | None = None  # the last logged training loss
+        self._valid: list[tuple[int, float, float]] = []  # (update, valid loss, train loss then) per validation
+        self._diverged_at: int | None = None  # the validation whose rise was last reported
+
+    def check_valid(self, update: int, valid_loss: float | None) -> list[str]:
+        """Over-fitting: the validation loss rose at `rises` validations in a row while the training loss fell.
+        Reported once per rise (small labelled sets over-fit within minutes: the best checkpoint is earlier)."""
+        rises = 2
+        if valid_loss is None or self._train_loss is None or not math.isfinite(valid_loss):
+            return []
+        self._valid.append((update, float(valid_loss), self._train_loss))
+        recent = self._valid[-(rises + 1):]
+        if len(recent) <= rises or self._diverged_at == recent[0][0]:
+            return []
+        rising = all(b[1] > a[1] for a, b in zip(recent, recent[1:]))
+        if not rising or recent[-1][2] >= recent[0][2]:
+            return []
+        self._diverged_at = recent[0][0]
+        (u0, v0, t0), (u1, v1, t1) = recent[0], recent[-1]
+        return [f"over-fitting: valid loss rose from {v0:.3f} (update {u0}) to {v1:.3f} (update {u1}) while the "
+                f"training loss fell from {t0:.3f} to {t1:.3f}; checkpoint_best keeps the best model. More labelled "
+                "audio, augmentation (data.speed_perturb, data.noise_prob), stronger masks or fewer updates help"]
 
     def check(self, metrics: dict[str, Any], task_warnings: list[tuple[str, str]]) -> list[str]:
         self._steps += 1
+        loss = metrics.get("loss")
+        if isinstance(loss, float) and math.isfinite(loss):
+            self._train_loss = loss
         found: list[tuple[str, str]] = list(task_warnings)
         norm = metrics.get("grad_norm")
         if isinstance(norm, float) and math.isfinite(norm):

@@ -2,6 +2,8 @@
 
     >>> result = pretrain(["train.tsv"], "exp/pt", config="tiny", overrides=["optim.lr=1e-3"], max_updates=200)
     >>> result.last_checkpoint, result.train_metrics["accuracy"]
+    >>> cfg = pretrain_config("tiny", ["optim.lr=1e-3"], ["train.tsv"], max_updates=200)   # what `w2v2 pretrain` does:
+    >>> result = run_pretraining(cfg, "exp/pt")                                            # one typed config, then train
 
 `train` lists fairseq manifests; several manifests are sampled per language with p ~ (n_l/N)^alpha. A `.yaml`
 entry is read as a list of `{path: ..., lang: ...}` (or a mapping `lang: path`), relative paths being
@@ -11,12 +13,13 @@ relative to the YAML file.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
 
-from w2v2cli.config import from_dict, to_dict
+from w2v2cli.config import from_dict
 from w2v2cli.errors import ConfigError
 from w2v2cli.train.config import SourceConfig, TrainConfig, load_train_config
 from w2v2cli.train.tasks import PretrainTask
@@ -57,25 +60,40 @@ def read_sources(items: Sequence[str | os.PathLike]) -> list[SourceConfig]:
 def resolve_config(config: str = "base", overrides: Sequence[str] = (), train: Sequence[str | os.PathLike] = (),
                    valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
                    seed: int | None = None) -> TrainConfig:
-    """Preset or FILE.yaml, then --set overrides, then the explicit options (manifests, max updates, seed)."""
+    """Preset or FILE.yaml, then --set overrides, then the explicit options (manifests, max updates, seed), each
+    applied to the typed config with `dataclasses.replace` (which runs the sections' checks again)."""
     cfg = load_train_config(config, list(overrides))
-    data = to_dict(cfg)
     if train:
-        data["data"]["train"] = [to_dict(s) for s in read_sources(train)]
+        cfg = replace(cfg, data=replace(cfg.data, train=read_sources(train)))
     if valid:
-        data["data"]["valid"] = [str(v) for v in valid]
+        cfg = replace(cfg, data=replace(cfg.data, valid=[str(v) for v in valid]))
     if max_updates is not None:
-        data["optim"]["max_updates"] = max_updates
+        cfg = replace(cfg, optim=replace(cfg.optim, max_updates=max_updates))
     if seed is not None:
-        data["seed"] = seed
-    return from_dict(TrainConfig, data, source="command line")
+        cfg = replace(cfg, seed=seed)
+    return cfg
+
+
+def pretrain_config(config: str = "base", overrides: Sequence[str] = (), train: Sequence[str | os.PathLike] = (),
+                    valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
+                    seed: int | None = None) -> TrainConfig:
+    """`resolve_config`, which must give a pretraining config (`task.name: pretrain`)."""
+    cfg = resolve_config(config, overrides, train, valid, max_updates, seed)
+    if cfg.task.name != "pretrain":
+        raise ConfigError(f"config '{config}' is a {cfg.task.name} fine-tuning config",
+                          hint="use `w2v2 finetune`, or a pretraining preset: tiny, base, large, xlsr")
+    return cfg
+
+
+def run_pretraining(cfg: TrainConfig, out_dir: str | os.PathLike, resume: str | None = None,
+                    console: Console | None = None) -> TrainResult:
+    """Pretrains with a resolved config (`pretrain_config`); `resume`: "auto" or a checkpoint directory."""
+    return train(cfg, PretrainTask(cfg), out_dir, resume=resume, console=console)
 
 
 def pretrain(train_manifests: Sequence[str | os.PathLike], out_dir: str | os.PathLike, config: str = "base",
              overrides: Sequence[str] = (), valid: Sequence[str | os.PathLike] = (), max_updates: int | None = None,
              resume: str | None = None, seed: int | None = None, console: Console | None = None) -> TrainResult:
-    cfg = resolve_config(config, overrides, train_manifests, valid, max_updates, seed)
-    if cfg.task.name != "pretrain":
-        raise ConfigError(f"config '{config}' is a {cfg.task.name} fine-tuning config",
-                          hint="use `w2v2 finetune`, or a pretraining preset: tiny, base, large, xlsr")
-    return train(cfg, PretrainTask(cfg), out_dir, resume=resume, valid=cfg.data.valid, console=console)
+    """`pretrain_config` + `run_pretraining` in one call."""
+    cfg = pretrain_config(config, overrides, train_manifests, valid, max_updates, seed)
+    return run_pretraining(cfg, out_dir, resume=resume, console=console)

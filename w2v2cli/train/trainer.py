@@ -339,8 +339,8 @@ class Trainer:
 
         out: list | None = None
         for m in manifests:
-            n = len(read_manifest(m).entries) if Path(m).is_file() else 0
-            t = self.task.targets(Path(m), n)
+            parsed = read_manifest(m) if Path(m).is_file() else None  # read once, handed to the task
+            t = self.task.targets(Path(m), parsed)
             if t is None:
                 return None
             out = (out or []) + list(t)
@@ -808,6 +808,9 @@ class Trainer:
             return
         for _, text in self.task.valid_health(metrics, st.update):
             self.log.warn(st.update, text)
+        if self.cfg.logging.health:
+            for text in self.health.check_valid(st.update, metrics.get("loss")):
+                self.log.warn(st.update, text)
         self.log.valid(st.update, metrics)
         result.valid_metrics = {**metrics, "update": st.update}
         value = metrics.get(c.best_metric)

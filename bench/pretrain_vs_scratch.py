@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Does pretraining beat training from scratch when labels are scarce? Tiny model, synthetic speech, 3 seeds.
+
+    python3 bench/pretrain_vs_scratch.py --work exp/pvs                 # the whole measurement (<= ~60 min, 2 cores)
+    python3 bench/pretrain_vs_scratch.py --work exp/pvs --seeds 1 --pretrain-minutes 5 --finetune-updates 300
+
+Stages (each is skipped when its output is complete, so a re-run continues):
+1. `w2v2 synth librispeech` with many voices (`--speakers`, `--hours` of training audio; dev-clean and
+   test-clean use held-out sentences and voices that training never hears), then `w2v2 manifest`.
+2. A labelled subset from few voices (`--labeled-speakers`, `--labeled-minutes`), as Libri-light's 10 min split
+   (`recipes/utils/subset_speakers.sh`).
+3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for at most `--pretrain-updates` updates
+   or `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and stops).
+4. For each seed: `w2v2 finetune --config tiny` with the same labelled subset, updates and validation on
+   dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); the two runs of a seed
+   run side by side, one thread each.
+5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev WER), then a table: per seed, mean
+   and spread, and the relative CER reduction from pretraining (the goal: at least 20 %).
+
+Results: WORK/results.json and the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd: list[str], env: dict, logfile: Path, timeout: float | None = None) -> float:
+    """Runs a command with its output in `logfile`; on timeout sends SIGTERM (the trainer saves and stops)."""
+    log(" ".join(cmd) + f"  > {logfile}")
+    t0 = time.monotonic()
+    with open(logfile, "a", encoding="utf-8") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"time budget reached: SIGTERM to {cmd[3]} (it saves a checkpoint and stops)")
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait()
+            rc = 0 if rc in (0, 143) else rc  # 143: stopped by SIGTERM after saving
+    if rc != 0:
+        sys.exit(f"{' '.join(cmd[2:4])} failed with exit code {rc}; see {logfile}")
+    return time.monotonic() - t0
+
+
+def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: str, args, seed: int) -> list[str]:
+    return w2v2 + ["finetune", str(labeled), "--valid", str(data / "dev-clean.tsv"), "--init", init,
+                   "--config", "tiny", "--out", str(out), "--max-updates", str(args.finetune_updates),
+                   "--seed", str(seed), "--resume", "auto", "--threads", "1",
+                   "--set", "data.num_workers=0", "--set", "logging.progress=plain",
+                   "--set", "logging.log_interval=50",
+                   "--set", f"checkpoint.validate_interval_updates={args.validate_every}",
+                   "--set", f"checkpoint.save_interval_updates={args.validate_every}"] + \
+        [x for kv in args.finetune_set for x in ("--set", kv)]
+
+
+def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
+    from w2v2cli.train.finetune import evaluate_ctc
+
+    res = evaluate_ctc(ckpt, [test])
+    return {"wer": round(float(res["wer"]), 4), "cer": round(float(res["cer"]), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("exp/bench_pretrain_vs_scratch"))
+    ap.add_argument("--hours", type=float, default=2.0, help="training audio to synthesise (unlabelled pool)")
+    ap.add_argument("--speakers", type=int, default=40, help="voices in the unlabelled pool")
+    ap.add_argument("--labeled-speakers", type=int, default=8, help="voices of the labelled subset")
+    ap.add_argument("--labeled-minutes", type=float, default=15.0, help="labelled audio for fine-tuning")
+    ap.add_argument("--pretrain-updates", type=int, default=20000)
+    ap.add_argument("--pretrain-minutes", type=float, default=25.0, help="wall-time cap of pretraining")
+    ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for pretraining")
+    ap.add_argument("--pretrain-threads", type=int, default=2)
+    ap.add_argument("--finetune-updates", type=int, default=600)
+    ap.add_argument("--finetune-set", action="append", default=[], help="extra --set for fine-tuning")
+    ap.add_argument("--validate-every", type=int, default=150)
+    ap.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds (pretrained and scratch each)")
+    ap.add_argument("--corpus-seed", type=int, default=7)
+    args = ap.parse_args()
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    w2v2 = [sys.executable, "-m", "w2v2cli"]
+    t_start = time.monotonic()
+
+    # 1. corpus and manifests
+    corpus, data = work / "LibriSpeech", work / "data"
+    run(w2v2 + ["synth", "librispeech", str(corpus), "--hours", str(args.hours), "--speakers", str(args.speakers),
+                "--seed", str(args.corpus_seed), "--jobs", "2"], env, work / "synth.log")
+    if not (data / "test-clean.tsv").is_file():
+        run(w2v2 + ["manifest", str(corpus), "--dest", str(data), "--corpus", "librispeech", "--jobs", "2"], env,
+            work / "manifest.log")
+    train_all = data / "train-clean-100.tsv"
+
+    # 2. the labelled subset from few voices
+    labeled = data / "train-labeled.tsv"
+    if not labeled.is_file():
+        subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(data / "train-clean-100"),
+                        str(data / "train-labeled"), str(args.labeled_speakers), str(args.labeled_minutes),
+                        str(args.corpus_seed)], check=True)
+    lab_rows = labeled.read_text().splitlines()[1:]
+    lab_minutes = sum(int(r.split("\t")[1]) for r in lab_rows) / 16000 / 60
+
+    # 3. pretraining (unlabelled, all training audio)
+    pt = work / "pretrain"
+    if not (work / ".pretrain.done").exists():
+        secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"), "--config", "tiny",
+                           "--out", str(pt), "--max-updates", str(args.pretrain_updates),
+                           "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
+                           "--set", "data.num_workers=1", "--set", "logging.progress=plain",
+                           "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
+                   + [x for kv in args.pretrain_set for x in ("--set", kv)],
+                   env, work / "pretrain.log", timeout=args.pretrain_minutes * 60)
+        (work / ".pretrain.done").write_text(f"{secs:.0f}\n")
+    pt_ckpt = (pt / "checkpoint_last").resolve()
+    records = [json.loads(line) for line in (pt / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last_train = [r for r in records if r.get("split") == "train"][-1]
+    pt_info = {"updates": int(pt_ckpt.name.split("_")[-1]), "seconds": float((work / ".pretrain.done").read_text()),
+               "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
+    log(f"pretraining: {pt_info['updates']} updates in {pt_info['seconds'] / 60:.1f} min; last {pt_info['last']}")
+
+    # 4. fine-tuning: per seed, pretrained and scratch side by side (one thread each)
+    results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
+    for seed in range(1, args.seeds + 1):
+        procs = {}
+        for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none")):
+            out = work / f"ft-{name}-s{seed}"
+            if (out / ".done").exists():
+                continue
+            cmd = finetune_cmd(w2v2, labeled, data, out, init, args, seed)
+            log(" ".join(cmd))
+            logf = open(work / f"ft-{name}-s{seed}.log", "a", encoding="utf-8")
+            procs[name] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out)
+        for name, (proc, logf, out) in procs.items():
+            rc = proc.wait()
+            logf.close()
+            if rc != 0:
+                sys.exit(f"fine-tuning {name} seed {seed} failed with exit code {rc}; see {logf.name}")
+            (out / ".done").write_text("")
+        for name in results:
+            out = work / f"ft-{name}-s{seed}"
+            results[name][seed] = test_scores(out / "checkpoint_best", data / "test-clean.tsv")
+            log(f"seed {seed} {name}: test {results[name][seed]}")
+
+    # 5. the table
+    summary = {}
+    for name, per_seed in results.items():
+        cers = [r["cer"] for r in per_seed.values()]
+        wers = [r["wer"] for r in per_seed.values()]
+        summary[name] = {"cer_mean": statistics.mean(cers), "cer_sd": statistics.pstdev(cers),
+                         "wer_mean": statistics.mean(wers), "wer_sd": statistics.pstdev(wers)}
+    gain = 1.0 - summary["pretrained"]["cer_mean"] / summary["scratch"]["cer_mean"]
+    out = {"settings": vars(args) | {"work": str(work)}, "labeled_minutes": round(lab_minutes, 2),
+           "pretrain": pt_info, "per_seed": results, "summary": summary, "relative_cer_gain": round(gain, 4),
+           "total_minutes": round((time.monotonic() - t_start) / 60, 1)}
+    (work / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(f"\nlabelled: {lab_minutes:.1f} min from {args.labeled_speakers} voices; unlabelled: {args.hours} h from "
+          f"{args.speakers} voices; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
+          f"updates per run")
+    print(f"{'init':<12}" + "".join(f"{'seed ' + str(s) + ' CER':>14}" for s in results["scratch"])
+          + f"{'mean CER':>12}{'sd':>7}{'mean WER':>11}")
+    for name, per_seed in results.items():
+        s = summary[name]
+        print(f"{name:<12}" + "".join(f"{100 * r['cer']:>13.1f}%" for r in per_seed.values())
+              + f"{100 * s['cer_mean']:>11.1f}%{100 * s['cer_sd']:>6.1f}{100 * s['wer_mean']:>10.1f}%")
+    print(f"relative CER reduction from pretraining: {100 * gain:.1f} % (goal: >= 20 %)")
+    print(f"results: {work / 'results.json'}; total {out['total_minutes']} min")
+
+
+if __name__ == "__main__":
+    main()
