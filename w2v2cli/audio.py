@@ -66,6 +66,26 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
 
 
+def check_tail(path: str | os.PathLike, frames: int, tail: int = 4096) -> None:
+    """Decodes the last `tail` frames of `path` (at near-header cost): a file cut short after its header (a
+    truncated FLAC) fails here, where a header read alone accepts it. Raises `AudioError` naming the file."""
+    path = Path(path)
+    want = min(tail, frames)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if f.seekable():
+                f.seek(frames - want)
+                got = len(f.read(want, dtype="float32", always_2d=True))
+            else:
+                got = want
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise AudioError(f"{path}: truncated or corrupt: the last {want} of {frames} samples cannot be decoded "
+                         f"({_reason(exc)})") from exc
+    if got < want:
+        raise AudioError(f"{path}: truncated: the header promises {frames} samples, the file ends "
+                         f"{want - got} samples early")
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # soundfile prefixes its message with the path; keep only libsndfile's own words.
@@ -108,7 +128,12 @@ def load_audio(
         data, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         _check_readable(path)
-        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
+        try:
+            sf.info(str(path))
+            what = "truncated or corrupt: the header reads but the audio does not decode"
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            what = "not a readable audio file"
+        raise AudioError(f"{path}: {what} ({_reason(exc)})") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples" + (f" from sample {start}" if start else ""))
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]

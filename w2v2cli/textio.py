@@ -51,11 +51,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` via a temp file in the same directory, fsync and rename: readers never see half a file."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as err:  # name the file the caller asked for, not the temporary (disk full, read-only, ...)
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

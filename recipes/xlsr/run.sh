@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../utils/log.sh
+. ../utils/interrupt.sh  # Ctrl-C / SIGTERM: the running stage saves, the recipe exits 130 / 143
 
 stage=0               # first stage to run
 stop_stage=100        # last stage to run

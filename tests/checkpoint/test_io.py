@@ -141,8 +141,9 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ckio, "save_weights", half_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointError, match="cannot write .*ck: No space left on device") as err:
         save_checkpoint(tmp_path / "ck", new, cfg, "encoder", provenance={"v": 2})
+    assert "\n" not in err.value.message and "previous one is intact" in err.value.message  # one line
     assert sorted(os.listdir(tmp_path)) == ["ck"]  # the temp dir was cleaned up
     loaded = load_checkpoint(tmp_path / "ck")
     assert loaded.provenance == {"v": 1} and _same_weights(loaded.model, old)

@@ -98,12 +98,20 @@ def save_checkpoint(
 
     def write(tmp: Path) -> None:
         save_weights(state, tmp / WEIGHTS_FILE)
-        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        _write_synced(tmp / CONFIG_FILE, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).encode("utf-8"))
         for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
+            _write_synced(tmp / name, data)
 
     write_dir_atomically(dest, write)
     return dest
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Writes and fsyncs: after a power cut the directory rename never points at an empty file."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
@@ -119,7 +127,8 @@ def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
 def write_dir_atomically(dest: Path, write, marker: str = CONFIG_FILE) -> None:
     """Calls `write(tmp_dir)`, then puts `tmp_dir` in place of `dest` in one step.
 
-    On failure the temporary directory is removed and `dest` is untouched. An existing `dest` is only
+    On failure the temporary directory is removed and `dest` is untouched; a filesystem error (disk full,
+    permission, read-only) is a CheckpointError naming `dest`. An existing `dest` is only
     replaced when it is empty or holds `marker` (i.e. it is a previous output of the same kind), so a
     mistyped path never wipes an unrelated directory.
     """
@@ -131,15 +140,27 @@ def write_dir_atomically(dest: Path, write, marker: str = CONFIG_FILE) -> None:
             f"refusing to replace {dest}: it is not empty and holds no {marker}",
             hint="choose a new output directory",
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    from safetensors import SafetensorError
+
+    tmp = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
         write(tmp)
         _fsync_dir(tmp)
         _swap_into_place(tmp, dest)
         _fsync_dir(dest.parent)
+    except (OSError, SafetensorError) as err:  # disk full, permission, read-only: one line naming the path
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+        raise CheckpointError(f"cannot write {dest}: {reason}" + (" (the previous one is intact)" if
+                                                                   dest.exists() else ""),
+                              hint=f"free space on or fix access to {dest.parent}, then run again (with "
+                                   f"--resume auto when training)") from err
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

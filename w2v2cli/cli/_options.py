@@ -26,5 +26,6 @@ Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU th
 # training: w2v2 pretrain, w2v2 finetune
 RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
 MaxUpdates = Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")]
-Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest checkpoint in --out, if any) "
-                                                                "or a checkpoint directory.")]
+Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest loadable checkpoint in --out, if "
+                                                                "any), a checkpoint directory, or 'restart' (move "
+                                                                "the run in --out aside and start over).")]

@@ -58,6 +58,16 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def filesystem_message(err: OSError) -> str:
+    """'cannot write PATH: No space left on device' from an OSError (disk full, permission, read-only, ...)."""
+    import errno
+
+    where = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+    reason = err.strerror or str(err) or type(err).__name__
+    verb = "cannot write" if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG) else "cannot access"
+    return f"{verb} {where}: {reason}" if where else f"filesystem error: {reason}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the app, turning W2V2Error into a message and exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -75,6 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
         sys.exit(130)
+    except OSError as err:  # a filesystem error nothing below turned into a W2V2Error: still one line
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {filesystem_message(err)}", highlight=False, markup=True)
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

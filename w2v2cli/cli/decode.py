@@ -36,6 +36,7 @@ def decode_cmd(
     dtype: Dtype = "fp32",
     progress: Progress = True,
     threads: Threads = None,
+    max_bad_files: Annotated[int, typer.Option("--max-bad-files", min=0, help="Unreadable or non-finite audio files to skip (empty hypotheses, listed in OUT/bad_audio.tsv) before stopping.")] = 10,
 ) -> None:
     """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
 
@@ -49,7 +50,8 @@ def decode_cmd(
     cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
                        beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
                        batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
-                       chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress)
+                       chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress,
+                       max_bad_files=max_bad_files)
     res = decode_manifest(ckpt, manifest, out, cfg)
     table = Table(title=f"decode ({decoder})", header_style="bold")
     table.add_column("")

@@ -31,6 +31,7 @@ def manifest_cmd(
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only these subsets/splits (repeatable), e.g. --split train --split dev.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel header reads and conversions.")] = 1,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave bad files out and list them in DEST/rejected.tsv instead of stopping.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Decode every file in full (in --jobs processes) to catch NaN/inf samples and damaged frames; by default only headers and the last frames are read.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if DEST already holds complete manifests.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
@@ -40,7 +41,7 @@ def manifest_cmd(
     """
     cfg = ManifestConfig(audio_dir=audio_dir, dest=dest, corpus=corpus, ext=ext, valid_percent=valid_percent,
                          seed=seed, path_must_contain=path_must_contain, resample_to=resample_to, lang=lang,
-                         splits=tuple(split or ()), jobs=jobs, skip_bad=skip_bad, force=force, progress=progress)
+                         splits=tuple(split or ()), jobs=jobs, skip_bad=skip_bad, verify=verify, force=force, progress=progress)
     result = build_manifests(cfg)
     console = Console()
     if result.reused:

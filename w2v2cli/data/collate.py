@@ -11,7 +11,7 @@ zeros), so all `lengths` are equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
@@ -27,6 +27,7 @@ class Batch:
     targets:        [B, U] long label ids padded with -1, or None (pretraining)
     target_lengths: [B] long, or None
     ids:            [B] long, utterance indices in the manifest (dataset order)
+    bad_files:      (path, reason) of the batch's utterances that could not be used and were left out
     """
 
     waveforms: torch.Tensor
@@ -34,6 +35,7 @@ class Batch:
     targets: torch.Tensor | None = None
     target_lengths: torch.Tensor | None = None
     ids: torch.Tensor | None = None
+    bad_files: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.waveforms.shape[0])

@@ -8,6 +8,11 @@
 Random crops are a pure function of `(seed, epoch, batch position, slot)`, so they are the same whichever
 worker or rank loads the batch and after a resume. Errors raised while loading (an unreadable file) are
 carried out of DataLoader workers and re-raised in the main process with their message and hint intact.
+
+With `skip_bad=True` (training and validation) an utterance that cannot be read or holds NaN/inf samples is left
+out of its batch and reported in `Batch.bad_files`; a batch with no usable utterance at all arrives as a
+`SkippedBatch`. The trainer counts them against `data.max_bad_files`. Skipping is deterministic (the same files
+fail on every pass), so a resumed run still repeats the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from w2v2cli.data.augment import Augmenter
 from w2v2cli.data.collate import Batch, collate
 from w2v2cli.data.sampler import BatchSpec
-from w2v2cli.errors import DataError, W2V2Error
+from w2v2cli.errors import AudioError, DataError, W2V2Error
 
 
 @dataclass
@@ -36,10 +41,22 @@ class LoadFailure:
     hint: str | None
 
 
-def raise_if_failed(item: Batch | LoadFailure) -> Batch:
+@dataclass
+class SkippedBatch:
+    """A batch none of whose utterances could be used (`bad_files`: (path, reason) of each)."""
+
+    bad_files: list[tuple[str, str]]
+
+
+def raise_if_failed(item: Batch | SkippedBatch | LoadFailure) -> Batch | SkippedBatch:
     if isinstance(item, LoadFailure):
         raise item.cls(item.message, hint=item.hint)
     return item
+
+
+def audio_error_reason(err: AudioError) -> str:
+    """An AudioError's message without the leading path (the path is reported beside it)."""
+    return err.message.split(": ", 1)[-1]
 
 
 class AudioDataset(Dataset):
@@ -63,6 +80,7 @@ class AudioDataset(Dataset):
         groups: Sequence[Sequence[int]] | None = None,
         group_names: Sequence[str] | None = None,
         augment: Augmenter | None = None,
+        skip_bad: bool = False,
     ):
         if len(paths) != len(sizes):
             raise ValueError(f"{len(paths)} paths but {len(sizes)} sizes")
@@ -79,6 +97,7 @@ class AudioDataset(Dataset):
         self.groups = [np.asarray(g, dtype=np.int64) for g in groups] if groups else [np.arange(len(paths))]
         self.group_names = list(group_names) if group_names else [f"group{i}" for i in range(len(self.groups))]
         self.augment = augment  # training only: speed perturbation / noise (w2v2cli.data.augment)
+        self.skip_bad = skip_bad  # leave unreadable / non-finite utterances out (see the module docstring)
 
     @classmethod
     def from_manifests(
@@ -87,9 +106,11 @@ class AudioDataset(Dataset):
         langs: Sequence[str] | None = None,
         targets: Sequence[Sequence[int]] | None = None,
         check_files: bool = True,
+        max_missing: int = 0,
         **kwargs,
     ) -> "AudioDataset":
-        """Concatenates manifests; manifests with the same `lang` form one sampling group."""
+        """Concatenates manifests; manifests with the same `lang` form one sampling group. Up to `max_missing`
+        listed files may be missing (with `skip_bad`, loading then leaves them out); more is a DataError."""
         from w2v2cli.data.manifest import read_manifest
 
         paths: list[str] = []
@@ -112,7 +133,7 @@ class AudioDataset(Dataset):
             by_lang.setdefault(lang, []).extend(range(start, len(paths)))
         if check_files:
             missing = [p for p in paths if not os.path.isfile(p)]
-            if missing:
+            if missing and (len(missing) > max_missing or len(missing) == len(paths)):
                 shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
                 raise DataError(f"{len(missing)} audio file(s) listed in {', '.join(map(str, manifests))} "
                                 f"do not exist: {shown}",
@@ -129,23 +150,34 @@ class AudioDataset(Dataset):
         start = int(rng.integers(0, len(wav) - size + 1))
         return wav[start : start + size]
 
-    def load(self, spec: BatchSpec) -> Batch:
+    def load(self, spec: BatchSpec) -> Batch | SkippedBatch:
         from w2v2cli.audio import load_audio
 
-        wavs = []
+        wavs, kept, bad = [], [], []
         for slot, idx in enumerate(spec.indices):
-            wav = load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
+            try:
+                wav = load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
+            except AudioError as err:
+                if not self.skip_bad:
+                    raise
+                bad.append((self.paths[idx], audio_error_reason(err)))
+                continue
+            kept.append(idx)
             rng = np.random.default_rng([self.seed, spec.epoch, spec.position, slot])
             if self.augment is not None:
                 wav = self.augment(wav, rng)
             wavs.append(self._crop(wav, spec.crop_to or self.max_sample_size, rng))
+        if not wavs:
+            return SkippedBatch(bad)
         if not self.pad:  # the manifest's counts may be off by a few samples: crop to the real shortest
             shortest = min(len(w) for w in wavs)
             wavs = [w[:shortest] for w in wavs]
-        targets = [self.targets[i] for i in spec.indices] if self.targets is not None else None
-        return collate(wavs, ids=list(spec.indices), targets=targets, pad=self.pad)
+        targets = [self.targets[i] for i in kept] if self.targets is not None else None
+        batch = collate(wavs, ids=kept, targets=targets, pad=self.pad)
+        batch.bad_files = bad
+        return batch
 
-    def __getitem__(self, spec: BatchSpec) -> Batch | LoadFailure:
+    def __getitem__(self, spec: BatchSpec) -> Batch | SkippedBatch | LoadFailure:
         try:
             return self.load(spec)
         except W2V2Error as err:  # keep the message and hint readable across the worker boundary

@@ -22,7 +22,9 @@ Corpora (`ManifestConfig.corpus`):
   per split, in the order of the split's tsv; text normalised for the language (`w2v2cli.data.text`).
 - `mls`: `mls_LANGUAGE/` or one of its splits (`transcripts.txt`, `audio/SPK/BOOK/*.flac|opus`).
 
-Headers only are read (no decoding for FLAC/WAV), in `jobs` processes. Audio that is not at
+Headers are read in `jobs` processes, and the last 4096 samples of each FLAC/WAV are decoded, so that a file cut
+short after its header (a truncated download or copy) is caught at near-header cost; `verify` decodes every file
+in full instead (in `jobs` processes), which also catches NaN/inf samples and damage in the middle. Audio that is not at
 `sample_rate` (or is MP3/Opus) is an error unless `resample_to` is set, which converts it once into
 16-bit FLAC under `DEST/audio/` (in parallel; existing converted files are reused).
 
@@ -43,12 +45,13 @@ import random
 import shutil
 import tempfile
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from w2v2cli.audio import MIN_SAMPLES, audio_info, load_audio, save_flac
+from w2v2cli.audio import MIN_SAMPLES, audio_info, check_tail, load_audio, save_flac
 from w2v2cli.data.text import UnknownCharacterError, format_dict, letter_counts, normalize_text, to_letters
 from w2v2cli.errors import AudioError, ManifestError
 from w2v2cli.textio import atomic_write_text
@@ -169,6 +172,7 @@ class ManifestConfig:
     splits: tuple[str, ...] = ()  # commonvoice / mls / librispeech: which splits (default: all found)
     jobs: int = 1  # parallel header reads and conversions
     skip_bad: bool = False  # leave bad items out (listed in DEST/rejected.tsv) instead of failing
+    verify: bool = False  # decode every file in full (NaN/inf, unreadable frames), not only its header and end
     force: bool = False  # rebuild even if DEST is complete
     progress: bool = True  # progress bars on stderr
 
@@ -385,15 +389,24 @@ _SCANNERS: dict[str, Callable[[ManifestConfig, list[Rejection]], list[_Item]]] =
 # ---- header reads and conversion --------------------------------------------------------------
 
 
-def _probe(path: str) -> tuple[int, int, str] | str:
-    """(frames, sample_rate, format) or an error message; runs in worker processes."""
+def _probe(path: str, verify: bool = False) -> tuple[int, int, str] | str:
+    """(frames, sample_rate, format) or an error message; runs in worker processes. FLAC/WAV: the last frames
+    are decoded too (truncation); `verify`: the whole file is decoded (unreadable frames, NaN/inf samples)."""
     import soundfile as sf
 
     try:
         info = audio_info(path)
         if path.lower().endswith((".flac", ".wav")):
-            return info.frames, info.samplerate, path.rsplit(".", 1)[1].upper()
-        return info.frames, info.samplerate, sf.info(path).format
+            fmt = path.rsplit(".", 1)[1].upper()
+        else:
+            fmt = sf.info(path).format
+        if verify:
+            wav = load_audio(path, target_sr=0)
+            if len(wav) < info.frames:
+                return f"truncated: the header promises {info.frames} samples, {len(wav)} could be decoded"
+        elif fmt in HEADER_ONLY_FORMATS and info.frames > 0:
+            check_tail(path, info.frames)
+        return info.frames, info.samplerate, fmt
     except AudioError as exc:
         return exc.message.split(": ", 1)[-1]
 
@@ -406,10 +419,14 @@ def _progress(enabled: bool):
                     console=Console(stderr=True), transient=True, disable=not enabled)
 
 
-def _map_parallel(fn: Callable, args: Sequence, jobs: int, label: str, progress: bool, processes: bool) -> list:
-    """`[fn(a) for a in args]` in `jobs` workers (processes for header reads, threads for conversion)."""
+def _map_parallel(fn: Callable, args: Sequence, jobs: int, label: str, progress: bool, processes: bool,
+                  min_parallel: int | None = None) -> list:
+    """`[fn(a) for a in args]` in `jobs` workers (processes for header reads and full decodes, threads for
+    conversion); fewer than `min_parallel` items run in this process."""
     out: list = []
-    if jobs <= 1 or len(args) < (1000 if processes else 4):
+    if min_parallel is None:
+        min_parallel = 1000 if processes else 4
+    if jobs <= 1 or len(args) < min_parallel:
         with _progress(progress) as bar:  # too few items to pay for starting workers
             task = bar.add_task(label, total=len(args))
             for a in args:
@@ -480,6 +497,8 @@ def _reuse(cfg: ManifestConfig, dest: Path) -> ManifestResult | None:
     if not marker.is_file() or cfg.force:
         return None
     saved = json.loads(marker.read_text(encoding="utf-8"))
+    if cfg.verify and not saved.get("verified"):
+        return None  # made without --verify: build again, decoding every file
     if saved.get("config") != _identity(cfg):
         raise ManifestError(f"{dest}: holds manifests made with other settings ({marker})",
                             hint="pass --force to rebuild them, or choose another --dest")
@@ -512,9 +531,10 @@ def build_manifests(cfg: ManifestConfig) -> ManifestResult:
     rejects: list[Rejection] = []
     items = _SCANNERS[cfg.corpus](cfg, rejects)
 
-    # header reads (no decoding) in parallel processes
-    probes = _map_parallel(_probe, [str(it.path) for it in items], cfg.jobs, "reading headers", cfg.progress,
-                           processes=True)
+    # header reads (and the last frames of FLAC/WAV) or, with verify, full decodes in parallel processes
+    probes = _map_parallel(partial(_probe, verify=cfg.verify), [str(it.path) for it in items], cfg.jobs,
+                           "decoding audio (--verify)" if cfg.verify else "reading headers", cfg.progress,
+                           processes=True, min_parallel=16 if cfg.verify else None)
     t_read = time.perf_counter() - t0
     good: list[_Item] = []
     target = cfg.resample_to or cfg.sample_rate
@@ -608,7 +628,7 @@ def build_manifests(cfg: ManifestConfig) -> ManifestResult:
 
     _write_all(dest, files, {"config": _identity(cfg), "outputs": sorted(files), "manifests": manifests,
                              "num_files": num_files, "hours": hours, "resampled": resampled,
-                             "rejected": [r.__dict__ for r in rejects]})
+                             "rejected": [r.__dict__ for r in rejects], "verified": cfg.verify})
     return ManifestResult(dest, {k: dest / v for k, v in manifests.items()}, num_files, hours, rejects, resampled,
                           files_per_second=len(items) / t_read if t_read > 0 else 0.0,
                           outputs=[dest / f for f in sorted(files)])

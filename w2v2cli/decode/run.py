@@ -11,11 +11,17 @@ into windows that overlap by `chunk_overlap_seconds` on each side; each window c
 of its centre, so the stitched emissions have exactly the frames of the whole file (frame f always covers
 samples [f * hop, f * hop + receptive field)) and an hour of audio never runs through the transformer at
 once. Outputs are written in manifest order (see `writers.py`).
+
+An utterance whose audio cannot be read or holds NaN/inf samples is skipped with a warning: it gets an empty
+hypothesis (so it counts as all deletions in WER/CER, never as correct), is marked `"skipped"` in hyp.jsonl, listed
+in OUT/bad_audio.tsv and counted in the summary; more than `max_bad_files` such files stop the run with an error
+naming them.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +34,7 @@ from w2v2cli.data.labels import reference_words
 from w2v2cli.decode.ctc import BeamConfig, BeamSearchDecoder, Hypothesis, greedy_decode
 from w2v2cli.decode.timestamps import forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
-from w2v2cli.errors import ConfigError, DataError
+from w2v2cli.errors import AudioError, ConfigError, DataError
 from w2v2cli.runtime import configure_runtime
 from w2v2cli.score import Counts, corpus_counts, format_percent
 
@@ -52,6 +58,7 @@ class DecodeConfig:
     device: str = "cpu"
     dtype: str = "fp32"  # fp32 | bf16
     progress: bool = True
+    max_bad_files: int = 10  # unreadable / non-finite audio files skipped before the run stops
 
 
 @dataclass
@@ -67,6 +74,7 @@ class DecodeResult:
     chars: Counts | None = None
     ids: list[str] = field(default_factory=list)
     hypotheses: list[Hypothesis] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # utterance id -> why its audio was skipped
 
     @property
     def wer(self) -> float | None:
@@ -97,6 +105,8 @@ def check_config(cfg: DecodeConfig) -> None:
                           hint="build both with 'w2v2 lm build TEXT --out DIR'")
     if cfg.batch_seconds <= 0 or cfg.chunk_seconds <= 0 or cfg.chunk_overlap_seconds < 0:
         raise ConfigError("--batch-seconds and --chunk-seconds must be positive, the overlap non-negative")
+    if cfg.max_bad_files < 0:
+        raise ConfigError(f"--max-bad-files must be >= 0, got {cfg.max_bad_files}")
 
 
 class EmissionModel:
@@ -157,7 +167,7 @@ def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], loa
                       on_done: Callable[[int, torch.Tensor], None], tick: Callable[[int], None]) -> None:
     """Runs the model over `(index, path, num_samples)` items, calling `on_done(index, log_probs)` as each
     utterance's emissions are complete. Short files are batched by length; long ones go window by window.
-    `load(path)` may return None for a file it could not read (it reports why): that item is skipped."""
+    `load(path)` returns the waveform, or None for audio to skip (no `on_done` for it)."""
     budget = int(cfg.batch_seconds * SAMPLE_RATE)
     chunk = int(cfg.chunk_seconds * SAMPLE_RATE)
     # A window must hold every sample of the last frame it keeps: at least receptive field - hop of context.
@@ -228,9 +238,22 @@ def _run(manifest_path: Path, cfg: DecodeConfig, em: EmissionModel,
     normalize = bool(getattr(em.cfg, "normalize_audio", False))
     hyps: list[Hypothesis | None] = [None] * len(manifest)
     seconds = [0.0]
+    bad: dict[Path, str] = {}
 
-    def load(path: Path) -> np.ndarray:
-        wave = load_audio(path, SAMPLE_RATE, normalize=normalize)
+    def load(path: Path) -> np.ndarray | None:
+        try:
+            wave = load_audio(path, SAMPLE_RATE, normalize=normalize)
+        except AudioError as err:
+            bad[Path(path)] = err.message.split(": ", 1)[-1]
+            tqdm.write(f"warning: skipped {path}: {bad[Path(path)]}", file=sys.stderr)
+            if len(bad) > cfg.max_bad_files:
+                shown = "\n  ".join(f"{p}: {r}" for p, r in list(bad.items())[:5])
+                raise DataError(f"{len(bad)} audio files of {manifest_path} could not be used, more than "
+                                f"--max-bad-files {cfg.max_bad_files}:\n  {shown}"
+                                + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else ""),
+                                hint="fix or remove them (`w2v2 manifest --verify --skip-bad` finds them all), "
+                                     "or raise --max-bad-files") from None
+            return None
         seconds[0] += len(wave) / SAMPLE_RATE
         return wave
 
@@ -243,7 +266,26 @@ def _run(manifest_path: Path, cfg: DecodeConfig, em: EmissionModel,
         compute_emissions(em, items, load, cfg, done, bar.update)
     elapsed = time.perf_counter() - start
     ids = utterance_ids([e.path for e in manifest.entries])
-    return manifest, ids, hyps, seconds[0], elapsed
+    skipped = {}
+    for i in range(len(manifest)):
+        reason = bad.get(Path(manifest.abspath(i)))
+        if reason is not None:
+            skipped[ids[i]] = reason
+            hyps[i] = Hypothesis([], [], [], "")  # scored as all deletions, never as correct
+    return manifest, ids, hyps, seconds[0], elapsed, skipped
+
+
+def _write_skipped(out_dir, manifest, ids: list[str], skipped: dict[str, str]) -> dict[str, Path]:
+    """OUT/bad_audio.tsv (`id<TAB>path<TAB>reason`) when utterances were skipped; removes a stale one otherwise."""
+    from w2v2cli.textio import atomic_write_text
+
+    path = Path(out_dir) / "bad_audio.tsv"
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return {}
+    rows = [f"{u}\t{manifest.abspath(i)}\t{' '.join(skipped[u].split())}\n" for i, u in enumerate(ids) if u in skipped]
+    atomic_write_text(path, "id\tpath\treason\n" + "".join(rows))
+    return {"bad_audio.tsv": path}
 
 
 def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypothesis]:
@@ -274,12 +316,14 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
     def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
         return decode_one(lp)
 
-    manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
-    files = write_outputs(out_dir, ids, hyps, refs)
+    manifest, ids, hyps, seconds, elapsed, skipped = _run(manifest_path, cfg, em, per_utt)
+    extras = [{"skipped": skipped[u]} if u in skipped else None for u in ids] if skipped else None
+    files = write_outputs(out_dir, ids, hyps, refs, extras)
+    files.update(_write_skipped(out_dir, manifest, ids, skipped))
     words = chars = None
     if refs is not None:
         words, chars = corpus_counts(refs, [h.text for h in hyps])
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps)
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps, skipped)
 
 
 def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
@@ -305,9 +349,10 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
         segs = forced_align_words(lp, refs[idx], em.vocab, utt_id=ids_all[idx])
         return Hypothesis.from_segments(segs)
 
-    manifest, ids, hyps, seconds, elapsed = _run(manifest_path, cfg, em, per_utt)
+    manifest, ids, hyps, seconds, elapsed, skipped = _run(manifest_path, cfg, em, per_utt)
     files = write_alignments(out_dir, ids, hyps)
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, None, None, ids, hyps)
+    files.update(_write_skipped(out_dir, manifest, ids, skipped))
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, None, None, ids, hyps, skipped)
 
 
 def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
@@ -315,6 +360,9 @@ def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
     rows = [("utterances", str(res.utterances)), ("audio hours", f"{res.audio_seconds / 3600:.4f}"),
             ("elapsed s", f"{res.elapsed_seconds:.2f}"),
             ("real-time factor", f"{res.rtf:.4f}" if not math.isnan(res.rtf) else "-")]
+    if res.skipped:
+        rows.append(("skipped (bad audio)", f"{len(res.skipped)}: empty hypotheses, scored as errors; "
+                                            f"listed in bad_audio.tsv"))
     if res.wer is not None or res.cer is not None:  # percent from the counts, as `w2v2 score` prints it
         rows.append(("WER %", format_percent(res.words.errors, res.words.ref_tokens, undefined="-")))
         rows.append(("CER %", format_percent(res.chars.errors, res.chars.ref_tokens, undefined="-")))

@@ -78,6 +78,9 @@ class DataConfig:
     normalize: bool | str = "auto"  # auto (model.normalize_audio) | true | false: zero mean unit variance per utterance
     num_workers: int = 2
     prefetch_factor: int = 2
+    # unreadable / non-finite / missing audio is skipped (warned, counted, listed in DIR/bad_audio.tsv) up to this
+    # many distinct files; one more stops the run with an error naming them
+    max_bad_files: int = 10
     # training-time augmentation (w2v2cli/data/augment.py); validation and decoding never augment
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]: Kaldi-style speed factors
     noise_prob: float = 0.0  # share of training utterances that get additive noise
@@ -98,6 +101,8 @@ class DataConfig:
             raise ConfigError(f"data.sampling_alpha must be >= 0, got {self.sampling_alpha}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if self.max_bad_files < 0:
+            raise ConfigError(f"data.max_bad_files must be >= 0, got {self.max_bad_files}")
         if any(not 0.5 <= float(f) <= 2.0 for f in self.speed_perturb):
             raise ConfigError(f"data.speed_perturb factors must lie in [0.5, 2.0], got {self.speed_perturb}")
         if not 0.0 <= self.noise_prob <= 1.0:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from w2v2cli.data.dataset import raise_if_failed
+from w2v2cli.data.dataset import SkippedBatch, raise_if_failed
 from w2v2cli.train import distributed as D
 from w2v2cli.train.state import micro_batch_seed
 from w2v2cli.train.tasks import Task
@@ -25,15 +25,22 @@ from w2v2cli.train.tasks import Task
 
 def evaluate(model: nn.Module, task: Task, batches: Iterable, device: torch.device,
              info: D.DistInfo | None = None, seed: int | None = None,
-             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
-    """`task.valid_metrics` of the sums over `batches` (Batch or LoadFailure items) and all ranks; {} if no rank
-    saw a batch. Leaves `model` in eval mode."""
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+             on_bad: Callable[[list[tuple[str, str]]], None] | None = None) -> dict[str, float]:
+    """`task.valid_metrics` of the sums over `batches` (Batch, SkippedBatch or LoadFailure items) and all ranks; {}
+    if no rank saw a batch. Utterances a batch left out as bad audio go to `on_bad` ((path, reason) pairs). Leaves
+    `model` in eval mode."""
     info = info or D.DistInfo()
     model.eval()
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i, item in enumerate(batches):
-            batch = raise_if_failed(item).to(device)
+            item = raise_if_failed(item)
+            if item.bad_files and on_bad is not None:
+                on_bad(item.bad_files)
+            if isinstance(item, SkippedBatch):
+                continue
+            batch = item.to(device)
             if seed is not None:
                 torch.manual_seed(micro_batch_seed(seed, 0, i * info.world_size + info.rank))
             with autocast():

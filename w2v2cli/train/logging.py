@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.console import Console
 
+from w2v2cli.errors import TrainingError
 from w2v2cli.train.config import LoggingConfig
 from w2v2cli.textio import atomic_write_text
 
@@ -113,8 +114,12 @@ class RunLogger:
         if self._file is None:
             return
         clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in record.items()}
-        self._file.write(json.dumps(clean) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(clean) + "\n")
+            self._file.flush()
+        except OSError as err:  # disk full, quota: one line naming the file
+            raise TrainingError(f"cannot write {self.out_dir / METRICS_FILE}: {err.strerror or err}",
+                                hint=f"free space on {self.out_dir}, then continue with --resume auto") from err
 
     def eta(self, update: int) -> float | None:
         done = update - self._start_update

@@ -45,6 +45,7 @@ class TrainerState:
     bad_validations: int = 0  # validations in a row without improvement (early stopping)
     audio_seconds: float = 0.0  # training audio processed (all ranks)
     wall_seconds: float = 0.0  # training time before this process started
+    bad_files: int = 0  # distinct audio files skipped as unreadable / non-finite (data.max_bad_files)
     seed: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific primitives
 

@@ -11,9 +11,16 @@ deterministic plan (w2v2cli.data.sampler), and the global random generator is re
 not depend on which rank computes a batch or on whether the run was interrupted: a resumed run repeats the
 uninterrupted one, and 2 processes with update_freq 1 compute what 1 process with update_freq 2 computes.
 
-Layout of DIR: `config.yaml` (resolved config), `metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors,
-config.yaml, trainer_state.pt; the last `checkpoint.keep_last` are kept), `checkpoint_last` -> newest,
-`checkpoint_best` (weights of the best validation so far, when validating).
+Layout of DIR: `config.yaml` (the resolved config of the first run; each resumption's own in `config.resume-N.yaml`),
+`metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors, config.yaml, trainer_state.pt; the last
+`checkpoint.keep_last` are kept), `checkpoint_last` -> newest, `checkpoint_best` (weights of the best validation so
+far, when validating), `bad_audio.tsv` (utterances skipped as unreadable or non-finite, when there were any).
+
+Fault tolerance: SIGTERM/SIGINT save a checkpoint and stop (`TrainResult.exit_code` is then 143/130, which the CLI
+exits with); `resume="auto"` names every checkpoint it cannot load and why, announces a fallback to an older one,
+and fails when checkpoints exist but none loads (`resume="restart"` moves the old run aside and starts over); a
+directory that holds checkpoints is never trained into from update 0 without one of the two. Unreadable audio is
+skipped up to `data.max_bad_files` files.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from rich.console import Console
 
 from w2v2cli.config import save_yaml, to_dict
 from w2v2cli.data.augment import make_augmenter
-from w2v2cli.data.dataset import AudioDataset, make_loader, raise_if_failed
+from w2v2cli.data.dataset import AudioDataset, SkippedBatch, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
 from w2v2cli.train import distributed as D
@@ -49,7 +56,9 @@ from w2v2cli.train.tasks import Task
 CKPT_DIR = "checkpoints"
 LAST_LINK = "checkpoint_last"
 BEST_DIR = "checkpoint_best"
+BAD_AUDIO_FILE = "bad_audio.tsv"
 _CKPT_RE = re.compile(r"^update_(\d+)$")
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # 128 + signal number, as shells report them
 
 
 @dataclass
@@ -65,6 +74,12 @@ class TrainResult:
     resumed_from: Path | None = None
     skipped_utterances: int = 0  # shorter than min_sample_size (or unlabelled-too-long)
     nonfinite_updates: int = 0
+    bad_files: int = 0  # unreadable / non-finite audio files skipped (listed in DIR/bad_audio.tsv)
+
+    @property
+    def exit_code(self) -> int:
+        """What the process should exit with: 130 after SIGINT, 143 after SIGTERM (interrupted, resumable), else 0."""
+        return SIGNAL_EXIT_CODES.get(self.stopped, 0)
 
 
 def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str | None = None,
@@ -98,30 +113,63 @@ def source_languages(sources) -> list[str]:
     return [s.lang or a for s, a in zip(sources, auto)]
 
 
-def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
-    """(update, path) of complete checkpoints in DIR/checkpoints, newest first."""
+def list_checkpoints(out_dir: Path, complete: bool = True) -> list[tuple[int, Path]]:
+    """(update, path) of the checkpoints in DIR/checkpoints, newest first; `complete`: only those holding all
+    three files."""
     root = out_dir / CKPT_DIR
     found = []
     if root.is_dir():
         for child in root.iterdir():
             m = _CKPT_RE.match(child.name)
-            if m and child.is_dir() and all((child / f).is_file() for f in ("model.safetensors", "config.yaml",
-                                                                             STATE_FILE)):
+            if m and child.is_dir() and (not complete or all(
+                    (child / f).is_file() for f in ("model.safetensors", "config.yaml", STATE_FILE))):
                 found.append((int(m.group(1)), child))
     return sorted(found, reverse=True)
 
 
-def find_resume_checkpoint(out_dir: Path, resume: str | None) -> Path | None:
-    """`auto`: the newest loadable checkpoint in DIR (None if there is none); else the given directory."""
-    if not resume:
+def check_resumable(path: Path) -> None:
+    """Raises CheckpointError (naming the file and the reason) unless `path` holds a readable config.yaml, a
+    complete model.safetensors (its header and size; the weights are read by the resume itself) and trainer state."""
+    from safetensors import SafetensorError, safe_open
+
+    from w2v2cli.checkpoint.io import WEIGHTS_FILE, read_checkpoint_meta
+
+    for name in (WEIGHTS_FILE, "config.yaml", STATE_FILE):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path / name} is missing")
+    read_checkpoint_meta(path)
+    try:
+        with safe_open(str(path / WEIGHTS_FILE), "pt") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path / WEIGHTS_FILE}: unreadable weights (truncated or corrupted?): {err}") from None
+    load_trainer_state(path / STATE_FILE)
+
+
+def find_resume_checkpoint(out_dir: Path, resume: str | None,
+                           skipped: list[tuple[Path, str]] | None = None) -> Path | None:
+    """`auto`: the newest loadable checkpoint in DIR, None if DIR has no checkpoint at all; every checkpoint that
+    cannot be loaded is appended to `skipped` as (path, reason), and CheckpointError when none loads.
+    `restart` and None: None. Else the given directory."""
+    if not resume or resume == "restart":
         return None
     if resume == "auto":
-        for _, path in list_checkpoints(out_dir):
+        problems = []
+        for _, path in list_checkpoints(out_dir, complete=False):
             try:
-                load_trainer_state(path / STATE_FILE)
-                return path
-            except CheckpointError:
-                continue  # a damaged newest checkpoint: fall back to the one before
+                check_resumable(path)
+            except CheckpointError as err:
+                problems.append((path, err.message))
+                continue  # a damaged newest checkpoint: fall back to the one before (announced by the caller)
+            if skipped is not None:
+                skipped.extend(problems)
+            return path
+        if problems:
+            listed = "\n  ".join(reason for _, reason in problems)
+            raise CheckpointError(f"--resume auto: none of the {len(problems)} checkpoint(s) in {out_dir / CKPT_DIR} "
+                                  f"can be loaded:\n  {listed}",
+                                  hint="resume from a copy of the run, or start over with --resume restart (moves "
+                                       "the old run aside)")
         return None
     path = Path(resume)
     if path.is_file() and path.name == STATE_FILE:
@@ -185,7 +233,7 @@ class _Meter:
         self.values: dict[str, float] = {}
         self.weight = 0.0
         self.counters: dict[str, float] = {"loss_sum": 0.0, "sample_size": 0.0, "audio": 0.0, "grad_norm": 0.0,
-                                           "updates": 0.0, "nonfinite": 0.0}
+                                           "updates": 0.0, "nonfinite": 0.0, "bad_audio": 0.0}
 
     def add(self, metrics: dict[str, float], sample_size: float) -> None:
         self.weight += sample_size
@@ -194,20 +242,78 @@ class _Meter:
             self.values[key] = self.values.get(key, 0.0) + (v if key in self.sum_keys else v * sample_size)
 
     def reduce(self, device: torch.device, info: D.DistInfo) -> dict[str, float]:
-        keys = sorted(self.values)
-        counter_keys = sorted(self.counters)
-        flat = [self.values[k] for k in keys] + [self.weight] + [self.counters[k] for k in counter_keys]
-        flat = D.all_reduce_sum(flat, device, info)
-        values, weight = flat[: len(keys)], flat[len(keys)]
-        counters = dict(zip(counter_keys, flat[len(keys) + 1:]))
-        out = {k: (v if k in self.sum_keys else v / max(weight, 1e-12)) for k, v in zip(keys, values)}
+        # a rank whose batches since the last log line were all skipped (bad audio, NaN) holds no metric keys:
+        # reduce by name, so that every rank sums the same list
+        flat = {f"v:{k}": v for k, v in self.values.items()}
+        flat.update({f"c:{k}": v for k, v in self.counters.items()}, weight=self.weight)
+        flat = D.all_reduce_sum_dict(flat, device, info)
+        weight = flat["weight"]
+        counters = {k[2:]: v for k, v in flat.items() if k.startswith("c:")}
+        out = {k[2:]: (v if k[2:] in self.sum_keys else v / max(weight, 1e-12)) for k, v in flat.items()
+               if k.startswith("v:")}
         if counters["sample_size"] > 0:
             out["loss"] = counters["loss_sum"] / counters["sample_size"]
         updates = counters["updates"] / info.world_size
-        out["grad_norm"] = counters["grad_norm"] / max(info.world_size * updates, 1)
+        if updates:  # only skipped updates since the last log line: no gradient norm to show (not 0.00)
+            out["grad_norm"] = counters["grad_norm"] / (info.world_size * updates)
         out["nonfinite"] = counters["nonfinite"] / info.world_size
+        if counters["bad_audio"]:
+            out["bad_audio"] = counters["bad_audio"]  # files skipped since the last log line (all ranks)
         out["_audio"] = counters["audio"]
         return out
+
+    @property
+    def pending(self) -> bool:
+        """Updates (applied or skipped) since the last log line."""
+        return bool(self.counters["updates"] or self.counters["nonfinite"])
+
+
+class BadAudio:
+    """Audio files skipped as unreadable or non-finite: each distinct file is warned about once, written to
+    `DIR/bad_audio.tsv` (`update<TAB>path<TAB>reason`; every rank appends its own) and counted; the count is summed
+    over ranks at the next update and checked against `data.max_bad_files` there."""
+
+    def __init__(self, out_dir: Path, resumed_update: int | None, rewrite: bool = True):
+        self.path = out_dir / BAD_AUDIO_FILE
+        self.seen: dict[str, str] = {}
+        self.new = 0  # distinct files seen since the last update's reduction
+        if self.path.is_file():
+            keep = []
+            for line in self.path.read_text(encoding="utf-8").splitlines()[1:]:
+                parts = line.split("\t", 2)
+                if len(parts) == 3 and parts[0].isdigit() and resumed_update is not None \
+                        and int(parts[0]) <= resumed_update:
+                    keep.append(line)
+                    self.seen[parts[1]] = parts[2]
+            if rewrite:  # lines after the checkpoint belong to the interrupted run (as in metrics.jsonl)
+                from w2v2cli.textio import atomic_write_text
+
+                atomic_write_text(self.path, "update\tpath\treason\n" + "".join(f"{line}\n" for line in keep))
+
+    def add(self, update: int, files: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Records `files` (path, reason); returns the ones not seen before."""
+        fresh = []
+        for path, reason in files:
+            if path in self.seen:
+                continue
+            self.seen[path] = reason
+            fresh.append((path, reason))
+        if fresh:
+            header = not self.path.is_file()
+            with open(self.path, "a", encoding="utf-8") as f:
+                if header:
+                    f.write("update\tpath\treason\n")
+                f.writelines(f"{update}\t{p}\t{' '.join(r.split())}\n" for p, r in fresh)
+            self.new += len(fresh)
+        return fresh
+
+    def error(self, total: int, limit: int) -> DataError:
+        shown = "\n  ".join(f"{p}: {r}" for p, r in list(self.seen.items())[:5])
+        more = f"\n  ... and {len(self.seen) - 5} more" if len(self.seen) > 5 else ""
+        return DataError(f"{total} audio files could not be used, more than data.max_bad_files = {limit} "
+                         f"(all listed in {self.path}):\n  {shown}{more}",
+                         hint="fix or remove them (`w2v2 manifest --verify --skip-bad` finds them all), or raise "
+                              "data.max_bad_files; then continue with --resume auto")
 
 
 # ------------------------------------------------------------------------------------------------ trainer
@@ -248,7 +354,8 @@ class Trainer:
                                  d.sample_rate) if train else None
         ds = AudioDataset.from_manifests(manifests, langs=langs, targets=targets, sample_rate=d.sample_rate,
                                          normalize=self._normalize(), max_sample_size=d.max_sample_size,
-                                         pad=pad, seed=self.cfg.seed, augment=augment)
+                                         pad=pad, seed=self.cfg.seed, augment=augment, skip_bad=True,
+                                         max_missing=d.max_bad_files)
         labelled = targets is not None
         if train:
             sampler = BucketBatchSampler(ds.sizes, d.max_tokens, d.max_sample_size, d.min_sample_size,
@@ -342,7 +449,7 @@ class Trainer:
         model = self.model if self._sharded else self.raw_model
         self.valid_sampler.set_epoch(1, 0)
         metrics = evaluate(model, self.task, self.valid_loader, self.device, self.info, seed=self.cfg.seed,
-                           autocast=self._autocast)
+                           autocast=self._autocast, on_bad=self._note_bad)
         model.train()
         return metrics
 
@@ -388,6 +495,9 @@ class Trainer:
         if not cfg.data.train:
             raise DataError("no training manifest given", hint="w2v2 pretrain TRAIN.tsv (or data.train in the config)")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._notes: list[str] = []  # warnings found before the logger exists
+        if info.is_main:
+            self._remove_stale_temporaries()
         self.precision = resolve_precision(cfg.optim.precision, self.device)
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU kernels 10x slower once activations get tiny
@@ -404,14 +514,20 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = TrainerState(seed=cfg.seed, world_size=info.world_size, update_freq=cfg.optim.update_freq)
         self.last_saved = -1
-        resumed_from = find_resume_checkpoint(self.out_dir, self.resume)
+        resumed_from = self._find_resume()
         if resumed_from is not None:
             self.restore(resumed_from)
             self.last_saved = self.state.update
         if info.is_main:
-            save_yaml(to_dict(cfg), self.out_dir / "config.yaml")
-            if resumed_from is not None:  # the records after the checkpoint belong to the interrupted run
-                truncate_metrics(self.out_dir, self.state.update)
+            if resumed_from is None:
+                save_yaml(to_dict(cfg), self.out_dir / "config.yaml")
+            else:
+                self._keep_resume_config(resumed_from)
+            # records after the checkpoint belong to the interrupted run (all of them when starting at update 0)
+            truncate_metrics(self.out_dir, self.state.update)
+        self.bad = BadAudio(self.out_dir, self.state.update if resumed_from is not None else None,
+                            rewrite=info.is_main)
+        self._last_good = None  # the last usable batch (see _accumulate)
         find_unused = cfg.distributed.find_unused_parameters
         if find_unused == "auto":
             find_unused = task.find_unused_parameters()
@@ -424,6 +540,8 @@ class Trainer:
         self.meter = _Meter(task.sum_metrics)
         self.result = TrainResult(self.out_dir, 0, 0, "max_updates", resumed_from=resumed_from,
                                   skipped_utterances=self.sampler.num_dropped)
+        for text in self._notes:
+            self.log.warn(self.state.update if resumed_from is not None else None, text)
         for text in task.data_warnings():
             self.log.warn(None, text)
         if self.sampler.num_dropped:
@@ -433,6 +551,72 @@ class Trainer:
             self.log.info(f"resumed from {resumed_from} at update {self.state.update}")
         self._t0, self._wall0 = time.monotonic(), self.state.wall_seconds
         self._last_log_t = time.monotonic()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Removes what a kill during a save leaves behind (`.update_N.tmp-*` directories, link temporaries)."""
+        stale = [p for d in (self.out_dir, self.out_dir / CKPT_DIR) if d.is_dir() for p in d.iterdir()
+                 if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)]
+        for p in stale:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        if stale:
+            self._notes.append(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
+                               f"{', '.join(p.name for p in stale[:3])}{' ...' if len(stale) > 3 else ''}")
+
+    def _find_resume(self) -> Path | None:
+        """The checkpoint to resume from (see `find_resume_checkpoint`); never starts over silently."""
+        skipped: list[tuple[Path, str]] = []
+        found = find_resume_checkpoint(self.out_dir, self.resume, skipped)
+        for path, reason in skipped:
+            self._notes.append(f"cannot resume from {path.name}: {reason}")
+        if skipped and found is not None:
+            self._notes.append(f"falling back to the older checkpoint {found.name} (update {int(found.name[7:])})")
+        if found is None and self.resume != "restart":
+            existing = list_checkpoints(self.out_dir, complete=False)
+            if existing:
+                raise CheckpointError(f"{self.out_dir} already holds a run (checkpoints up to update "
+                                      f"{existing[0][0]}); refusing to start it over from update 0",
+                                      hint="continue it with --resume auto, start over with --resume restart "
+                                           "(moves the old run aside), or choose another --out")
+        if self.resume == "restart" and self.info.is_main:
+            self._move_old_run_aside()
+        D.barrier(self.info)
+        return found
+
+    def _move_old_run_aside(self) -> None:
+        names = [CKPT_DIR, LAST_LINK, BEST_DIR, "metrics.jsonl", BAD_AUDIO_FILE, "tensorboard"] + \
+            sorted(p.name for p in self.out_dir.glob("config*.yaml"))
+        present = [n for n in names if (self.out_dir / n).exists() or (self.out_dir / n).is_symlink()]
+        if not present:
+            return
+        n = 1
+        while (self.out_dir / f"before-restart-{n}").exists():
+            n += 1
+        aside = self.out_dir / f"before-restart-{n}"
+        aside.mkdir()
+        for name in present:
+            os.rename(self.out_dir / name, aside / name)
+        self._notes.append(f"--resume restart: moved the previous run ({', '.join(present)}) to {aside}")
+
+    def _keep_resume_config(self, resumed_from: Path) -> None:
+        """Writes this resumption's settings to config.resume-N.yaml (config.yaml stays the first run's) and
+        notes what differs from the checkpoint's settings."""
+        from w2v2cli.checkpoint.io import read_checkpoint_meta
+
+        now = to_dict(self.cfg)
+        before = read_checkpoint_meta(resumed_from).get("train") or {}
+        changed = [f"{key}: {_short(a)} -> {_short(b)}" for key, a, b in _diff(before, now)]
+        if changed:
+            self._notes.append(f"resuming with settings that differ from {resumed_from.name}'s: " + "; ".join(changed))
+        if not (self.out_dir / "config.yaml").is_file():
+            save_yaml(now, self.out_dir / "config.yaml")
+            return
+        n = 1
+        while (self.out_dir / f"config.resume-{n}.yaml").exists():
+            n += 1
+        save_yaml(now, self.out_dir / f"config.resume-{n}.yaml")
 
     def _loop(self, stopper: _Stopper) -> None:
         """Updates until `optim.max_updates`, `optim.max_epochs`, early stopping or a signal."""
@@ -451,11 +635,12 @@ class Trainer:
                     st.epoch, st.position = st.epoch + 1, 0
                     break
                 local = self._accumulate(micro)
-                # one all-reduce for the update's sums and for "a rank was asked to stop", so that every rank
-                # takes the same decisions (step or skip, log, stop)
-                _, sample_size, audio, nonfinite, stop = D.all_reduce_sum(
-                    [local.loss_sum, local.sample_size, local.audio, local.nonfinite,
+                # one all-reduce for the update's sums, the newly skipped audio files and for "a rank was asked to
+                # stop", so that every rank takes the same decisions (step or skip, log, stop)
+                _, sample_size, audio, nonfinite, bad, stop = D.all_reduce_sum(
+                    [local.loss_sum, local.sample_size, local.audio, local.nonfinite, float(self.bad.new),
                      float(stopper.signal is not None)], self.device, self.info)
+                self._count_bad(int(bad))
                 st.audio_seconds += audio
                 stepped = self._step(local, sample_size, nonfinite)
                 self.log.advance(st.update)
@@ -477,14 +662,30 @@ class Trainer:
         self.model.train()
         sums = _Sums()
         for f, item in enumerate(micro):
-            batch = raise_if_failed(item).to(self.device, non_blocking=True)
+            item = raise_if_failed(item)
+            self._note_bad(item.bad_files)
+            weight = 1.0
+            if isinstance(item, SkippedBatch):  # no usable utterance in this micro-batch
+                if not (info.enabled and f == len(micro) - 1):
+                    continue  # nothing to learn from it; the other micro-batches' gradients stand
+                # every rank must join the gradient all-reduce of the last micro-batch: run the last usable batch
+                # with weight 0 (zero gradients, counted nowhere)
+                if self._last_good is None:
+                    raise DataError(f"rank {info.rank}: no readable audio in its first batch ({item.bad_files[0][0]})",
+                                    hint=f"remove the files listed in {self.bad.path}")
+                batch, weight = self._last_good, 0.0
+            else:
+                batch = item.to(self.device, non_blocking=True)
+                self._last_good = batch if info.enabled else None
             # seeded by the batch's global position: masks and dropout depend neither on the rank nor on a resume
             torch.manual_seed(micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size + info.rank))
             # only sync gradients on the last micro-batch of the update
             with D.no_sync(self.model, skip=f < update_freq - 1):
                 with self._autocast():
                     loss, sample_size, metrics = self.task.compute_loss(self.model, batch, st.update)
-                self.scaler.scale(loss).backward()
+                self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
+            if weight == 0.0:
+                continue
             value = float(loss.detach())
             if not math.isfinite(value):
                 sums.nonfinite += 1
@@ -500,6 +701,9 @@ class Trainer:
         """Applies the update (True), or skips it when a loss or the gradient is NaN/inf (False).
         `sample_size` and `nonfinite` are summed over ranks."""
         st, counters = self.state, self.meter.counters
+        if sample_size == 0 and nonfinite == 0:  # every micro-batch of every rank was skipped as bad audio
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
         finite_loss = nonfinite == 0 and sample_size > 0
         grad_norm = self._unscale_and_clip(sample_size) if finite_loss else float("nan")
         stepped = math.isfinite(grad_norm)
@@ -546,6 +750,25 @@ class Trainer:
                                 f"(at update {st.update}, epoch {st.epoch}); stopping",
                                 hint="lower optim.lr, set optim.clip_norm, use optim.precision=bf16 instead of "
                                      "fp16, or check the audio of the last batches")
+
+    # -- bad audio ------------------------------------------------------------------------------------------
+    def _note_bad(self, files: Sequence[tuple[str, str]]) -> None:
+        """Warns about (once) and lists audio files that a batch left out; counted at the next update."""
+        if not files:
+            return
+        limit, update = self.cfg.data.max_bad_files, self.state.update + 1  # met while computing this update, so
+        # a resume from the checkpoint before it drops the record and meets (and counts) the file again
+        for path, reason in self.bad.add(update, files):
+            self.meter.counters["bad_audio"] += 1
+            self.log.warn(update, f"skipped {path}: {reason} (listed in {self.bad.path.name}; the run stops after "
+                                  f"more than data.max_bad_files = {limit})")
+
+    def _count_bad(self, new_on_all_ranks: int) -> None:
+        self.bad.new = 0
+        if new_on_all_ranks:
+            self.state.bad_files += new_on_all_ranks
+            if self.state.bad_files > self.cfg.data.max_bad_files:
+                raise self.bad.error(self.state.bad_files, self.cfg.data.max_bad_files)
 
     # -- logging, validation, checkpoints -------------------------------------------------------------------
     def _log_train(self) -> None:
@@ -607,6 +830,8 @@ class Trainer:
     def _finish(self) -> None:
         """A final validation (unless this update was just validated) and a final checkpoint."""
         st, result = self.state, self.result
+        if self.meter.pending:  # the updates since the last log line: the summary shows the final loss, not an older one
+            self._log_train()
         if self.valid and result.stopped in ("max_updates", "max_epochs") and \
                 (result.valid_metrics is None or result.valid_metrics.get("update") != st.update):
             self._validate_step()
@@ -619,6 +844,22 @@ class Trainer:
         result, st = self.result, self.state
         result.update, result.epoch = st.update, st.epoch
         result.nonfinite_updates = st.nonfinite_total
+        result.bad_files = st.bad_files
         best = self.out_dir / BEST_DIR
         result.best_checkpoint = best if best.is_dir() else None
         return result
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old, new) of the leaves that differ between two nested dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in list(a) + [k for k in b if k not in a]:
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [(prefix[:-1], a, b)]
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
