@@ -17,6 +17,16 @@ BatchSeconds = Annotated[float, typer.Option("--batch-seconds", help="Padded aud
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+# decoding: w2v2 decode, w2v2 transcribe
+Lexicon = Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")]
+LanguageModel = Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")]
+BeamSize = Annotated[int, typer.Option("--beam", min=1, help="Beam size.")]
+LmWeight = Annotated[float, typer.Option("--lm-weight", help="Language model weight.")]
+WordScore = Annotated[float, typer.Option("--word-score", help="Score added per word.")]
+ChunkSeconds = Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping "
+                                                                     "windows of this length.")]
+ChunkOverlap = Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a "
+                                                                     "window.")]
 # every command that runs the model: w2v2 decode, align, transcribe, pretrain, finetune
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for the model (default: "
                                                                           "one per core, fastest on an idle "

@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
+from w2v2cli.cli._options import (BatchSeconds, BeamSize, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
+                                    LanguageModel, Lexicon, LmWeight, Progress, Threads, WordScore)
 
 
 
@@ -23,15 +24,15 @@ def decode_cmd(
     manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv; TEST.wrd or TEST.ltr beside it gives references.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (hyp.wrd, hyp.trn, ref.trn, hyp.jsonl).")],
     decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
-    lexicon: Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")] = None,
-    lm: Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")] = None,
-    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam size.")] = 500,
+    lexicon: Lexicon = None,
+    lm: LanguageModel = None,
+    beam: BeamSize = 500,
     beam_threshold: Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")] = 50.0,
-    lm_weight: Annotated[float, typer.Option("--lm-weight", help="Language model weight.")] = 2.0,
-    word_score: Annotated[float, typer.Option("--word-score", help="Score added per word.")] = -1.0,
+    lm_weight: LmWeight = 2.0,
+    word_score: WordScore = -1.0,
     batch_seconds: BatchSeconds = 200.0,
-    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping windows of this length.")] = 30.0,
-    chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a window.")] = 2.0,
+    chunk_seconds: ChunkSeconds = 30.0,
+    chunk_overlap: ChunkOverlap = 2.0,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
     progress: Progress = True,

@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import BatchSeconds, CtcCheckpoint, Device, Dtype, Progress, Threads
+from w2v2cli.cli._options import (BatchSeconds, BeamSize, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
+                                    LanguageModel, Lexicon, LmWeight, Progress, Threads, WordScore)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,14 +36,14 @@ def register(app: typer.Typer) -> None:
         ext: Annotated[str, typer.Option("--ext", help="Extensions searched for in directories.")]
         = "flac,wav,ogg,opus,mp3",
         decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
-        lexicon: Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")] = None,
-        lm: Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")] = None,
-        beam: Annotated[int, typer.Option("--beam", min=1, help="Beam size.")] = 500,
-        lm_weight: Annotated[float, typer.Option("--lm-weight", help="Language model weight.")] = 2.0,
-        word_score: Annotated[float, typer.Option("--word-score", help="Score added per word.")] = -1.0,
+        lexicon: Lexicon = None,
+        lm: LanguageModel = None,
+        beam: BeamSize = 500,
+        lm_weight: LmWeight = 2.0,
+        word_score: WordScore = -1.0,
         batch_seconds: BatchSeconds = 200.0,
-        chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping windows of this length.")] = 30.0,
-        chunk_overlap: Annotated[float, typer.Option("--chunk-overlap", help="Seconds of context on each side of a window.")] = 2.0,
+        chunk_seconds: ChunkSeconds = 30.0,
+        chunk_overlap: ChunkOverlap = 2.0,
         device: Device = "cpu",
         dtype: Dtype = "fp32",
         progress: Progress = True,
