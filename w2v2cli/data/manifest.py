@@ -536,6 +536,26 @@ def build_manifests(cfg: ManifestConfig) -> ManifestResult:
                            "decoding audio (--verify)" if cfg.verify else "reading headers", cfg.progress,
                            processes=True, min_parallel=16 if cfg.verify else None)
     t_read = time.perf_counter() - t0
+    good = _usable(cfg, items, probes, rejects)
+    if rejects and not cfg.skip_bad:
+        raise _bad_input_error(rejects)
+    resampled = 0
+    if cfg.resample_to is not None:
+        good, resampled = _resample(cfg, dest, good, rejects)
+        if rejects and not cfg.skip_bad:
+            raise _bad_input_error(rejects)
+
+    files, manifests, num_files, hours = _output_texts(cfg, good, rejects)
+    _write_all(dest, files, {"config": _identity(cfg), "outputs": sorted(files), "manifests": manifests,
+                             "num_files": num_files, "hours": hours, "resampled": resampled,
+                             "rejected": [r.__dict__ for r in rejects], "verified": cfg.verify})
+    return ManifestResult(dest, {k: dest / v for k, v in manifests.items()}, num_files, hours, rejects, resampled,
+                          files_per_second=len(items) / t_read if t_read > 0 else 0.0,
+                          outputs=[dest / f for f in sorted(files)])
+
+
+def _usable(cfg: ManifestConfig, items: list[_Item], probes: list, rejects: list[Rejection]) -> list[_Item]:
+    """The items whose probe succeeded and that are long enough at the right rate; the others go to `rejects`."""
     good: list[_Item] = []
     target = cfg.resample_to or cfg.sample_rate
     for it, pr in zip(items, probes):
@@ -554,46 +574,48 @@ def build_manifests(cfg: ManifestConfig) -> ManifestResult:
                                                    f"(pass --resample-to {cfg.sample_rate})"))
         else:
             good.append(it)
-    if rejects and not cfg.skip_bad:
-        raise _bad_input_error(rejects)
+    return good
 
-    # conversion into DEST/audio (only when something needs it; the rest is linked beside it)
-    resampled = 0
-    if cfg.resample_to is not None:
-        needs = {id(it) for it in good if it.sample_rate != cfg.resample_to or it.fmt not in HEADER_ONLY_FORMATS}
-        if needs:
-            audio_root = dest / "audio"
-            base = cfg.audio_dir.absolute()
-            jobs_args, keep = [], []
-            for it in good:
-                new_root = audio_root / it.root.relative_to(base) if it.root != base else audio_root
-                rel = it.path.relative_to(it.root)
-                if id(it) in needs:
-                    dst = new_root / rel.with_suffix(".flac")
-                    jobs_args.append((str(it.path), str(dst), cfg.resample_to))
-                else:
-                    dst = new_root / rel
-                    _link_or_copy(it.path, dst)
-                keep.append((it, new_root, dst))
-            results = _map_parallel(_convert, jobs_args, cfg.jobs, f"converting to {cfg.resample_to} Hz FLAC",
-                                    cfg.progress, processes=False)
-            res_iter = iter(results)
-            conv_good = []
-            for it, new_root, dst in keep:
-                if id(it) in needs:
-                    r = next(res_iter)
-                    if isinstance(r, str):
-                        rejects.append(Rejection(str(it.path), r))
-                        continue
-                    it.frames, it.sample_rate = r
-                    resampled += 1
-                it.path, it.root = dst, new_root
-                conv_good.append(it)
-            good = conv_good
-            if rejects and not cfg.skip_bad:
-                raise _bad_input_error(rejects)
 
-    # assemble the text of every output, then write all of it atomically
+def _resample(cfg: ManifestConfig, dest: Path, good: list[_Item], rejects: list[Rejection]) -> tuple[list[_Item], int]:
+    """Conversion into DEST/audio (only the files that need it; the rest is linked beside them): the items now
+    pointing there, and how many were converted. Failed conversions go to `rejects`."""
+    needs = {id(it) for it in good if it.sample_rate != cfg.resample_to or it.fmt not in HEADER_ONLY_FORMATS}
+    if not needs:
+        return good, 0
+    audio_root = dest / "audio"
+    base = cfg.audio_dir.absolute()
+    jobs_args, keep = [], []
+    for it in good:
+        new_root = audio_root / it.root.relative_to(base) if it.root != base else audio_root
+        rel = it.path.relative_to(it.root)
+        if id(it) in needs:
+            dst = new_root / rel.with_suffix(".flac")
+            jobs_args.append((str(it.path), str(dst), cfg.resample_to))
+        else:
+            dst = new_root / rel
+            _link_or_copy(it.path, dst)
+        keep.append((it, new_root, dst))
+    results = iter(_map_parallel(_convert, jobs_args, cfg.jobs, f"converting to {cfg.resample_to} Hz FLAC",
+                                 cfg.progress, processes=False))
+    converted, resampled = [], 0
+    for it, new_root, dst in keep:
+        if id(it) in needs:
+            r = next(results)
+            if isinstance(r, str):
+                rejects.append(Rejection(str(it.path), r))
+                continue
+            it.frames, it.sample_rate = r
+            resampled += 1
+        it.path, it.root = dst, new_root
+        converted.append(it)
+    return converted, resampled
+
+
+def _output_texts(cfg: ManifestConfig, good: list[_Item], rejects: list[Rejection]
+                  ) -> tuple[dict[str, str], dict[str, str], dict[str, int], dict[str, float]]:
+    """The text of every output file (manifests, labels, dictionary, rejected.tsv), and per split its manifest
+    name, file count and hours."""
     splits: dict[str, list[_Item]] = {}
     if cfg.corpus == "folder":
         splits = {"train": [], "valid": []}
@@ -625,13 +647,7 @@ def build_manifests(cfg: ManifestConfig) -> ManifestResult:
         files["dict.ltr.txt"] = format_dict(counts)
     if rejects:
         files["rejected.tsv"] = "path\treason\n" + "".join(f"{r.path}\t{r.reason}\n" for r in rejects)
-
-    _write_all(dest, files, {"config": _identity(cfg), "outputs": sorted(files), "manifests": manifests,
-                             "num_files": num_files, "hours": hours, "resampled": resampled,
-                             "rejected": [r.__dict__ for r in rejects], "verified": cfg.verify})
-    return ManifestResult(dest, {k: dest / v for k, v in manifests.items()}, num_files, hours, rejects, resampled,
-                          files_per_second=len(items) / t_read if t_read > 0 else 0.0,
-                          outputs=[dest / f for f in sorted(files)])
+    return files, manifests, num_files, hours
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -416,24 +416,28 @@ def make_librispeech(
                 train_utts += sum(len(t) for t in per)
 
         def write_texts(root: Path) -> None:
-            by_chapter: dict[Path, list[SynthUtterance]] = {}
-            for u in corpus.utterances:
-                by_chapter.setdefault(u.path.parent, []).append(u)
-            for chap_dir, utts in by_chapter.items():
-                spk, chap = chap_dir.parent.name, chap_dir.name
-                atomic_write_text(chap_dir / f"{spk}-{chap}.trans.txt",
-                             "".join(f"{u.utt_id} {u.text}\n" for u in sorted(utts, key=lambda u: u.utt_id)))
-            atomic_write_text(root / "SPEAKERS.TXT",
-                         "; ID  |SEX| SUBSET          |MINUTES| NAME (synthetic voice)\n"
-                         + "".join(line + "\n" for line in speakers_txt))
+            _write_librispeech_texts(root, corpus, speakers_txt)
             if lm_sentences:
                 stream = SentenceGenerator("en", seed + 1_000_003).unique("train", min_words, max_words, set(seen))
                 atomic_write_text(root / LM_TEXT, "".join(normalize_text(next(stream), "en") + "\n"
-                                                     for _ in range(lm_sentences)))
+                                                          for _ in range(lm_sentences)))
 
         return corpus, work, write_texts
 
     return _build(out_dir, params, force, plan, jobs, 16000, progress)
+
+
+def _write_librispeech_texts(root: Path, corpus: SynthCorpus, speakers_txt: list[str]) -> None:
+    """One `SPK-CHAP.trans.txt` per chapter directory, and `SPEAKERS.TXT`."""
+    by_chapter: dict[Path, list[SynthUtterance]] = {}
+    for u in corpus.utterances:
+        by_chapter.setdefault(u.path.parent, []).append(u)
+    for chap_dir, utts in by_chapter.items():
+        spk, chap = chap_dir.parent.name, chap_dir.name
+        atomic_write_text(chap_dir / f"{spk}-{chap}.trans.txt",
+                          "".join(f"{u.utt_id} {u.text}\n" for u in sorted(utts, key=lambda u: u.utt_id)))
+    atomic_write_text(root / "SPEAKERS.TXT", "; ID  |SEX| SUBSET          |MINUTES| NAME (synthetic voice)\n"
+                      + "".join(line + "\n" for line in speakers_txt))
 
 
 def _jitter(rng: random.Random, voice: Voice) -> Voice:
