@@ -305,7 +305,7 @@ def _tiny_ctc() -> dict[str, Any]:
     cfg["data"].update(max_sample_size=160_000, min_sample_size=0, max_tokens=240_000)
     cfg["optim"].update(lr=2e-3, eps=1e-8, weight_decay=0.0, max_updates=1000)
     cfg["lr"] = {"scheduler": "tri_stage", "phase_ratio": [0.1, 0.4, 0.5], "warmup_updates": 0}
-    cfg["checkpoint"].update(validate_interval_updates=100, best_metric="wer")
+    cfg["checkpoint"].update(validate_interval_updates=250, save_interval_updates=250, best_metric="wer")
     return cfg
 
 
