@@ -1,0 +1,66 @@
+"""The demo recipe itself, interrupted: Ctrl-C during its pretraining stage saves a checkpoint, exits 130, marks
+nothing done (the finished stages stay done), and running the recipe again continues that stage from the
+checkpoint and marks it done. Real processes: synthesis, manifests, the recipe's own `w2v2 pretrain`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+TINY = ["--hours", "0.02", "--speakers", "3", "--lm-sentences", "200", "--labeled-speakers", "2",
+        "--labeled-minutes", "0.5", "--pretrain-updates", "60", "--finetune-updates", "10", "--threads", "1",
+        "--nj", "1", "--stop-stage", "2"]
+
+
+def _updates(run: Path) -> list[int]:
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line being written
+            continue
+        if record.get("split") == "train":
+            out.append(record["update"])
+    return out
+
+
+def test_demo_interrupted_in_pretraining_exits_130_and_continues(tmp_path):
+    exp = tmp_path / "demo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = ["bash", str(RECIPES / "demo" / "run.sh"), "--dir", str(exp), *TINY]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # the signal goes to the process group, as Ctrl-C does
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and max(_updates(exp / "pretrain"), default=0) < 10:
+            assert time.monotonic() < deadline, "the demo never reached pretraining update 10"
+            time.sleep(0.1)
+        assert proc.poll() is None, "the demo finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out[-2000:]
+    assert (exp / ".synth.done").is_file() and (exp / ".manifest.done").is_file()
+    assert not (exp / ".pretrain.done").exists()
+    stopped = max(_updates(exp / "pretrain"))
+    assert 10 <= stopped < 60
+    assert (exp / "pretrain" / "checkpoints" / f"update_{stopped:08d}" / "trainer_state.pt").is_file()
+    assert "interrupted (SIGINT)" in out and "--resume auto" in " ".join(out.split())
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"resumed from" in again.stdout + again.stderr and "Stage 0" not in again.stdout + again.stderr
+    assert (exp / ".pretrain.done").is_file()
+    updates = _updates(exp / "pretrain")
+    assert max(updates) == 60 and len(updates) == len(set(updates))  # no update logged twice
