@@ -24,6 +24,8 @@ labeled_minutes=120     # minutes of labelled audio for fine-tuning
 pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
 finetune_updates=1000   # fine-tuning updates
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
+lm_weight=1.0           # LM weight of the beam search (best of 0.5/1.0/2.0 on dev-clean, BENCHMARKS.md)
+word_score=0            # score added per word in the beam search
 threads=                # CPU threads per training process (empty: one per core)
 seed=42                 # seed for corpus, splits and training
 nj=2                    # parallel jobs for synthesis and manifests
@@ -86,7 +88,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       log "Stage 5: decode test-clean ($model, $decoder)"
       extra=()
       [ $decoder = beam ] && extra=(--lexicon "$dir/lm/lexicon.txt" --lm "$dir/lm/lm.bin" --beam 100 \
-                                    --lm-weight 2.0 --word-score -1.0)
+                                    --lm-weight "$lm_weight" --word-score "$word_score")
       w2v2 decode "$dir/finetune_$model/checkpoint_best" "$data/test-clean.tsv" \
         --out "$dir/decode/${model}_$decoder" --decoder $decoder --no-progress "${extra[@]}" "${thread_opt[@]}"
     done
