@@ -62,6 +62,7 @@ def base(few, tmp_path_factory) -> Path:
     from w2v2cli.train.pretrain import pretrain
 
     before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the resumed runs (--threads 1): bit-exact comparisons need the same reductions
     out = tmp_path_factory.mktemp("ft-base") / "run"
     pretrain([few], out, config="tiny", overrides=SETS, max_updates=8)
     torch.set_num_threads(before)
