@@ -5,10 +5,13 @@
 - `libri_manifests`: `w2v2 manifest --corpus librispeech` run on it: `{subset: Path(tsv)}`; the
   `.wrd`, `.ltr` and `dict.ltr.txt` lie beside the tsv files.
 - `cv_corpus`: Common Voice language folders en/de/fr (48 kHz MP3, CV 17 tsv files), a `SynthCorpus`.
+- `few`: a manifest of the first 4 training utterances of `libri_manifests` (module-scoped).
+- `one_thread`: torch runs one intra-op thread while a module's tests run (on 2 shared cores, two OpenMP threads
+  spin against other processes and make tiny runs many times slower).
 - `make_cv_manifests(lang)`: `w2v2 manifest --corpus commonvoice --resample-to 16000` on one language
   of `cv_corpus` -> `{split: Path(tsv)}` (cached per session).
 
-All are session-scoped and built once (a few seconds on 2 cores).
+The corpora are session-scoped and built once (a few seconds on 2 cores).
 """
 
 from __future__ import annotations
@@ -62,3 +65,22 @@ def make_cv_manifests(cv_corpus, tmp_path_factory):
         return cache[lang]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def few(libri_manifests, tmp_path_factory) -> Path:
+    """A manifest of the first 4 training utterances (about 4 x 2-5 s)."""
+    lines = Path(libri_manifests["train-clean-100"]).read_text().splitlines()
+    path = tmp_path_factory.mktemp("few") / "few.tsv"
+    path.write_text("\n".join(lines[:5]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

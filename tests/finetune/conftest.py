@@ -14,12 +14,10 @@ import torch
 from ft_helpers import FAST, copy_subset
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_here(one_thread):
+    """Every fine-tuning test runs with one thread (tests/conftest.py: one_thread)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 from w2v2cli.cli.app import app
@@ -30,12 +29,7 @@ FAST = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers
 BAD = {"trunc.flac": "truncated", "nan.wav": "NaN", "gone.flac": "no such file"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _truncate(src: Path, dst: Path) -> None:

@@ -4,12 +4,13 @@ checkpoint and marks it done. Real processes: synthesis, manifests, the recipe's
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+from w2v2cli.train.logging import read_metrics
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TINY = ["--hours", "0.02", "--speakers", "3", "--lm-sentences", "200", "--labeled-speakers", "2",
@@ -18,19 +19,7 @@ TINY = ["--hours", "0.02", "--speakers", "3", "--lm-sentences", "200", "--labele
 
 
 def _updates(run: Path) -> list[int]:
-    try:
-        lines = (run / "metrics.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line being written
-            continue
-        if record.get("split") == "train":
-            out.append(record["update"])
-    return out
+    return [r["update"] for r in read_metrics(run) if r.get("split") == "train"]
 
 
 def test_demo_interrupted_in_pretraining_exits_130_and_continues(tmp_path):
@@ -60,7 +49,7 @@ def test_demo_interrupted_in_pretraining_exits_130_and_continues(tmp_path):
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert f"resumed from" in again.stdout + again.stderr and "Stage 0" not in again.stdout + again.stderr
+    assert "resumed from" in again.stdout + again.stderr and "Stage 0" not in again.stdout + again.stderr
     assert (exp / ".pretrain.done").is_file()
     updates = _updates(exp / "pretrain")
     assert max(updates) == 60 and len(updates) == len(set(updates))  # no update logged twice

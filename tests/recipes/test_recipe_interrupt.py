@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from w2v2cli.train.logging import read_metrics
+
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 UPDATES = 8
 SETS = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers=0", "logging.progress=plain",
@@ -58,33 +60,13 @@ def _env() -> dict[str, str]:
 
 
 def _losses(run: Path) -> dict[int, float]:
-    try:
-        lines = (run / "metrics.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return {}
-    out = {}
-    for line in lines:
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r.get("split") == "train":
-            out[r["update"]] = r["loss"]
-    return out
+    return {r["update"]: r["loss"] for r in read_metrics(run) if r.get("split") == "train"}
 
 
 @pytest.fixture(scope="module")
-def manifest(libri_manifests, tmp_path_factory) -> Path:
-    lines = Path(libri_manifests["train-clean-100"]).read_text().splitlines()
-    path = tmp_path_factory.mktemp("recipe-data") / "few.tsv"
-    path.write_text("\n".join(lines[:5]) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(manifest, tmp_path_factory) -> Path:
+def reference(few, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("recipe-ref")
-    res = subprocess.run(["bash", _recipe(tmp, manifest), "--dir", tmp / "exp"], env=_env(), capture_output=True,
+    res = subprocess.run(["bash", _recipe(tmp, few), "--dir", tmp / "exp"], env=_env(), capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp / "exp" / ".pretrain.done").is_file() and (tmp / "exp" / "next.ran").read_text() == "ran\n"
@@ -92,9 +74,9 @@ def reference(manifest, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_recipe_exits_non_zero_marks_nothing_and_continues_exactly(manifest, reference, tmp_path, sig,
+def test_interrupted_recipe_exits_non_zero_marks_nothing_and_continues_exactly(few, reference, tmp_path, sig,
                                                                                  status):
-    script, exp = _recipe(tmp_path, manifest), tmp_path / "exp"
+    script, exp = _recipe(tmp_path, few), tmp_path / "exp"
     # a new session: the signal goes to the whole process group, as Ctrl-C in a terminal or `scancel` do
     proc = subprocess.Popen(["bash", script, "--dir", exp], env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
