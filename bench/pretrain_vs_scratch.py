@@ -129,8 +129,9 @@ def main() -> None:
                    env, work / "pretrain.log", timeout=args.pretrain_minutes * 60)
         (work / ".pretrain.done").write_text(f"{secs:.0f}\n")
     pt_ckpt = (pt / "checkpoint_last").resolve()
-    records = [json.loads(line) for line in (pt / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    last_train = [r for r in records if r.get("split") == "train"][-1]
+    from w2v2cli.train.logging import read_metrics
+
+    last_train = [r for r in read_metrics(pt) if r.get("split") == "train"][-1]
     pt_info = {"updates": int(pt_ckpt.name.split("_")[-1]), "seconds": float((work / ".pretrain.done").read_text()),
                "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
     log(f"pretraining: {pt_info['updates']} updates in {pt_info['seconds'] / 60:.1f} min; last {pt_info['last']}")
