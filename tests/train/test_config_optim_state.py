@@ -35,6 +35,37 @@ def test_published_presets():
     assert ft.lr.scheduler == "tri_stage" and ft.optim.eps == 1e-8
 
 
+@pytest.mark.parametrize("name, lr, updates, mask, channel, freq", [
+    # fairseq examples/wav2vec/config/finetuning/vox_*.yaml and examples/wav2vec/xlsr/config/finetune.yaml
+    ("large_10m", 1e-4, 13_000, 0.65, 0.25, 5), ("large_1h", 3e-4, 13_000, 0.75, 0.25, 5),
+    ("large_10h", 1e-4, 20_000, 0.75, 0.25, 5), ("large_100h", 3e-5, 80_000, 0.5, 0.5, 5),
+    ("large_960h", 3e-5, 320_000, 0.5, 0.25, 1), ("xlsr_cv", 3e-4, 20_000, 0.75, 0.25, 5)])
+def test_large_and_xlsr_finetuning_presets(name, lr, updates, mask, channel, freq):
+    from w2v2cli.train.finetune import finetune_config_name
+
+    ft = training_preset(name)
+    assert (ft.task.name, ft.optim.lr, ft.optim.max_updates, ft.model.mask_prob, ft.model.mask_channel_prob,
+            ft.optim.update_freq) == ("ctc", lr, updates, mask, channel, freq)
+    assert (ft.model.mask_channel_length, ft.model.layerdrop, ft.model.activation_dropout, ft.model.feature_grad_mult,
+            ft.task.freeze_finetune_updates) == (64, 0.1, 0.1, 0.0, 10_000)
+    assert (ft.data.max_tokens, ft.optim.eps, ft.lr.scheduler, ft.lr.final_lr_scale) == (1_280_000, 1e-8,
+                                                                                        "tri_stage", 0.05)
+    # the LV-60k / XLSR family with --init none: 24 pre-LN layers of 1024, normalised input
+    assert ft.model.encoder_layers == 24 and ft.model.layer_norm_first and ft.model.normalize_audio
+    assert finetune_config_name(name) == name
+    listed = CliRunner().invoke(app, ["config", "list"])
+    assert listed.exit_code == 0 and f"{name}\tctc\tlr={lr:g}\tupdates={updates}" in listed.output
+
+
+def test_large_and_xlsr_pretraining_presets_name_their_finetuning_presets():
+    from w2v2cli.train.finetune import finetune_config_name
+
+    for name, listed in (("large", "large_10m, large_1h, large_10h, large_100h or large_960h"), ("xlsr", "xlsr_cv")):
+        with pytest.raises(ConfigError, match="no single fine-tuning counterpart") as err:
+            finetune_config_name(name)
+        assert listed in err.value.hint
+
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'optim.lrr'") as err:
         load_train_config("tiny", ["optim.lrr=1"])

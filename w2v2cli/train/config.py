@@ -10,7 +10,8 @@ Unknown keys are a ConfigError naming the key and the closest valid one (`w2v2cl
 
 Pretraining presets follow fairseq's published configs (wav2vec 2.0 paper, Baevski et al. 2020): BASE on 64 GPUs, LARGE on
 128 GPUs. On fewer GPUs keep the effective batch by raising `optim.update_freq` (e.g. 8 GPUs -> 8 for BASE).
-Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource recipes (Table 2 + appendix).
+Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource recipes (Table 2 + appendix),
+`large_10m` ... `large_960h` fairseq's LARGE LV-60k ones (`vox_*.yaml`) and `xlsr_cv` fairseq's XLSR Common Voice one.
 """
 
 from __future__ import annotations
@@ -275,16 +276,19 @@ def _xlsr() -> dict[str, Any]:
 
 
 def _finetune(lr: float, updates: int, mask_channel_prob: float, layerdrop: float, freeze: int,
-              mask_prob: float = 0.65) -> dict[str, Any]:
+              mask_prob: float = 0.65, arch: str = "base", max_tokens: int = 3_200_000,
+              update_freq: int = 1) -> dict[str, Any]:
     # Paper fine-tuning (BASE): Adam eps 1e-8, tri-stage lr, encoder frozen, channel masks of 64, CTC.
+    # `arch` only matters with `--init none`: otherwise the architecture comes from the --init checkpoint.
     return {
-        "model": dict(MODEL_PRESETS["base"], feature_grad_mult=0.0, mask_prob=mask_prob,
+        "model": dict(MODEL_PRESETS[arch], feature_grad_mult=0.0, mask_prob=mask_prob,
                       mask_channel_prob=mask_channel_prob, mask_channel_length=64, layerdrop=layerdrop,
                       dropout=0.0, attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0,
                       dropout_features=0.0, final_dropout=0.0),
         "task": {"name": "ctc", "freeze_finetune_updates": freeze, "zero_infinity": True},
-        "data": {"max_sample_size": 3_200_000, "min_sample_size": 0, "max_tokens": 3_200_000, "num_workers": 6},
-        "optim": {"lr": lr, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0, "max_updates": updates},
+        "data": {"max_sample_size": max_tokens, "min_sample_size": 0, "max_tokens": max_tokens, "num_workers": 6},
+        "optim": {"lr": lr, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0, "max_updates": updates,
+                  "update_freq": update_freq},
         "lr": {"scheduler": "tri_stage", "phase_ratio": [0.1, 0.4, 0.5], "init_lr_scale": 0.01,
                "final_lr_scale": 0.05, "warmup_updates": 0},
         "checkpoint": {"save_interval_updates": 1000, "validate_interval_updates": 1000, "best_metric": "wer",
@@ -309,6 +313,8 @@ def _tiny_ctc() -> dict[str, Any]:
     return cfg
 
 
+_VOX = {"arch": "xlsr", "max_tokens": 1_280_000, "update_freq": 5}
+
 # name -> builder of a plain dict (so presets are data, shown by `w2v2 config show NAME`)
 TRAIN_PRESETS: dict[str, Any] = {
     "tiny": _tiny,
@@ -321,6 +327,18 @@ TRAIN_PRESETS: dict[str, Any] = {
     "base_10h": lambda: _finetune(5e-5, 20_000, 0.5, 0.05, 10_000),
     "base_100h": lambda: _finetune(3e-5, 80_000, 0.5, 0.1, 0),
     "base_960h": lambda: _finetune(1e-4, 320_000, 0.1, 0.1, 0, mask_prob=0.5),
+    # LARGE LV-60k (fairseq examples/wav2vec/config/finetuning/vox_*.yaml): 1.28M samples per GPU on 4 GPUs with
+    # update_freq 5 (960 h: 24 GPUs, no accumulation); with G GPUs keep G x update_freq = 20 (24). Every split
+    # freezes all but the output layer for the first 10k updates, layerdrop 0.1, input normalised (LV-60k family).
+    "large_10m": lambda: _finetune(1e-4, 13_000, 0.25, 0.1, 10_000, mask_prob=0.65, **_VOX),
+    "large_1h": lambda: _finetune(3e-4, 13_000, 0.25, 0.1, 10_000, mask_prob=0.75, **_VOX),
+    "large_10h": lambda: _finetune(1e-4, 20_000, 0.25, 0.1, 10_000, mask_prob=0.75, **_VOX),
+    "large_100h": lambda: _finetune(3e-5, 80_000, 0.5, 0.1, 10_000, mask_prob=0.5, **_VOX),
+    "large_960h": lambda: _finetune(3e-5, 320_000, 0.25, 0.1, 10_000, mask_prob=0.5,
+                                    **dict(_VOX, update_freq=1)),
+    # XLSR-53 / XLS-R on Common Voice (fairseq examples/wav2vec/xlsr/config/finetune.yaml): lr 3e-4, masks 0.75,
+    # 4 GPUs x update_freq 5. fairseq leaves max_update open (???): 20k here, set it with --max-updates.
+    "xlsr_cv": lambda: _finetune(3e-4, 20_000, 0.25, 0.1, 10_000, mask_prob=0.75, **_VOX),
 }
 
 

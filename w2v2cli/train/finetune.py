@@ -59,8 +59,8 @@ REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_d
 #: A pretraining preset given to `finetune` means its fine-tuning counterpart.
 FINETUNE_COUNTERPART = {"tiny": "tiny_ctc"}
 _NO_COUNTERPART = {"base": "base_10m, base_1h, base_10h, base_100h or base_960h",
-                   "large": "a FILE.yaml with `preset: base_10h` and model.* values for LARGE",
-                   "xlsr": "a FILE.yaml with `preset: base_10h` and model.* values for XLSR"}
+                   "large": "large_10m, large_1h, large_10h, large_100h or large_960h",
+                   "xlsr": "xlsr_cv (Common Voice), or large_10m ... large_960h"}
 
 #: A validation where at least this share of hypotheses is empty is reported as "all blank".
 ALL_BLANK_EMPTY_SHARE = 0.9
@@ -287,7 +287,8 @@ def finetune_config(config: str = "base_10h", overrides: Sequence[str] = (),
         cfg = replace(cfg, task=replace(cfg.task, vocab_size=vocab_size))
     if cfg.task.name != "ctc":
         raise ConfigError(f"config '{config}' is a {cfg.task.name} config, not a fine-tuning one",
-                          hint="fine-tuning presets: tiny_ctc, base_10m, base_1h, base_10h, base_100h, base_960h")
+                          hint="fine-tuning presets: tiny_ctc, base_10m ... base_960h, large_10m ... large_960h, "
+                                               "xlsr_cv (w2v2 config list)")
     if not cfg.data.train:
         raise DataError("no training manifest given", hint="w2v2 finetune TRAIN.tsv --valid VALID.tsv --init CKPT")
     return cfg
