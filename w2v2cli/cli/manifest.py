@@ -4,6 +4,7 @@
     w2v2 manifest LibriSpeech --dest data --corpus librispeech --jobs 8
     w2v2 manifest cv-corpus-17.0/de --dest data/de --corpus commonvoice --resample-to 16000 --jobs 8
     w2v2 manifest mls_german --dest data/mls_de --corpus mls
+    w2v2 manifest librispeech_finetuning --dest data/librilight --corpus librilight   # train-10m/-1h/-10h
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from w2v2cli.data.manifest import CORPORA, ManifestConfig, build_manifests
 
 
 def manifest_cmd(
-    audio_dir: Annotated[Path, typer.Argument(help="Audio folder: any tree of audio files, LibriSpeech/ (or one subset), a Common Voice language folder, or mls_LANGUAGE/.")],
+    audio_dir: Annotated[Path, typer.Argument(help="Audio folder: any tree of audio files, LibriSpeech/ (or one subset), a Common Voice language folder, mls_LANGUAGE/, or Libri-light's librispeech_finetuning/.")],
     dest: Annotated[Path, typer.Option("--dest", help="Output directory for the .tsv (and .wrd/.ltr/dict.ltr.txt) files.")],
     corpus: Annotated[str, typer.Option("--corpus", help=f"Layout of AUDIO_DIR: {', '.join(CORPORA)}. All but 'folder' also write labels.")] = "folder",
     ext: Annotated[str, typer.Option("--ext", help="Audio file extension to look for (folder, librispeech, mls).")] = "flac",

@@ -21,6 +21,9 @@ Corpora (`ManifestConfig.corpus`):
 - `commonvoice`: a language folder (`clips/*.mp3`, `train.tsv`, `dev.tsv`, `test.tsv`): one manifest
   per split, in the order of the split's tsv; text normalised for the language (`w2v2cli.data.text`).
 - `mls`: `mls_LANGUAGE/` or one of its splits (`transcripts.txt`, `audio/SPK/BOOK/*.flac|opus`).
+- `librilight`: Libri-light's limited-supervision sets (`librispeech_finetuning/`: `1h/{0..5}/{clean,other}` and
+  `9h/{clean,other}`, LibriSpeech layout inside) -> `train-10m` (`1h/0`), `train-1h` (`1h/*`) and `train-10h`
+  (`1h/*` + `9h`), the wav2vec 2.0 paper's low-resource labelled sets, with labels.
 
 Headers are read in `jobs` processes, and the last 4096 samples of each FLAC/WAV are decoded, so that a file cut
 short after its header (a truncated download or copy) is caught at near-header cost; `verify` decodes every file
@@ -57,7 +60,7 @@ from w2v2cli.errors import AudioError, ManifestError
 from w2v2cli.textio import atomic_write_text
 
 MARKER = ".w2v2-manifest.json"
-CORPORA = ("folder", "librispeech", "commonvoice", "mls")
+CORPORA = ("folder", "librispeech", "commonvoice", "mls", "librilight")
 HEADER_ONLY_FORMATS = ("FLAC", "WAV", "WAVEX", "RF64", "W64", "AIFF")
 MLS_LANGS = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
              "dutch": "nl", "portuguese": "pt", "polish": "pl"}
@@ -294,6 +297,29 @@ def _scan_librispeech(cfg: ManifestConfig, rejects: list[Rejection]) -> list[_It
     return items
 
 
+#: Libri-light limited-supervision split -> its folders under librispeech_finetuning/ (nested: 10m in 1h in 10h)
+LIBRILIGHT_SPLITS = {"train-10m": ("1h/0",), "train-1h": tuple(f"1h/{k}" for k in range(6)),
+                     "train-10h": tuple(f"1h/{k}" for k in range(6)) + ("9h",)}
+
+
+def _scan_librilight(cfg: ManifestConfig, rejects: list[Rejection]) -> list[_Item]:
+    base = cfg.audio_dir.absolute()
+    missing = sorted({d for dirs in LIBRILIGHT_SPLITS.values() for d in dirs if not (base / d).is_dir()})
+    if missing:
+        raise ManifestError(f"{base}: not a Libri-light limited-supervision folder (missing {', '.join(missing)})",
+                            hint="point AUDIO_DIR at librispeech_finetuning/ (1h/0..5/{clean,other}, 9h/{clean,other})")
+    items: list[_Item] = []
+    for split, dirs in LIBRILIGHT_SPLITS.items():
+        if cfg.splits and split not in cfg.splits:
+            continue
+        for d in dirs:
+            # each folder holds LibriSpeech-layout subsets (clean, other); the same file may be in several splits
+            sub_cfg = ManifestConfig(audio_dir=base / d, dest=cfg.dest, corpus="librispeech", ext=cfg.ext,
+                                     lang=cfg.lang, path_must_contain=cfg.path_must_contain)
+            items += [_Item(split, it.path, it.root, it.text) for it in _scan_librispeech(sub_cfg, rejects)]
+    return items
+
+
 def _read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
@@ -383,6 +409,7 @@ def _scan_mls(cfg: ManifestConfig, rejects: list[Rejection]) -> list[_Item]:
 
 _SCANNERS: dict[str, Callable[[ManifestConfig, list[Rejection]], list[_Item]]] = {
     "folder": _scan_folder, "librispeech": _scan_librispeech, "commonvoice": _scan_commonvoice, "mls": _scan_mls,
+    "librilight": _scan_librilight,
 }
 
 
@@ -621,7 +648,7 @@ def _output_texts(cfg: ManifestConfig, good: list[_Item], rejects: list[Rejectio
         splits = {"train": [], "valid": []}
     for it in good:
         splits.setdefault(it.split, []).append(it)
-    if cfg.corpus == "librispeech":
+    if cfg.corpus in ("librispeech", "librilight"):
         splits = {k: sorted(v, key=lambda i: str(i.path)) for k, v in sorted(splits.items())}
     files: dict[str, str] = {}
     manifests: dict[str, str] = {}
