@@ -44,11 +44,16 @@ def test_librispeech_manifests_match_fairseq(libri_corpus, libri_manifests):
         for i, e in enumerate(m.entries):
             assert e.num_samples == by_path[m.abspath(i)].num_samples == sf.info(m.abspath(i)).frames
         assert read_labels(tsv, "wrd") == [by_path[m.abspath(i)].text for i in range(len(m))]
-    # dict.ltr.txt: symbol counts of the training .ltr, most frequent first, ties by code point
+    # dict.ltr.txt: symbol counts of the training .ltr, most frequent first, ties by code point (fairseq's), then
+    # the letters only dev/test use with count 0 (this corpus has 'X' in dev/test only), most frequent first
     train_ltr = libri_manifests["train-clean-100"].with_suffix(".ltr").read_text().split()
     counts = Counter(train_ltr)
+    others = Counter(sym for s in ("dev-clean", "test-clean")
+                     for sym in libri_manifests[s].with_suffix(".ltr").read_text().split() if sym not in counts)
     lines = (libri_manifests["train-clean-100"].parent / "dict.ltr.txt").read_text().splitlines()
-    assert [(s, int(n)) for s, n in (l.split(" ") for l in lines)] == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    expected += [(sym, 0) for sym, _ in sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))]
+    assert others and [(s, int(n)) for s, n in (l.split(" ") for l in lines)] == expected
     assert lines[0].startswith("| ")
 
 
@@ -191,8 +196,12 @@ def test_commonvoice_manifests(cv_corpus, make_cv_manifests):
                 assert e.num_samples == -(-src * 16000 // 48000)  # ceil(n / 3)
     fr_ltr = read_labels(make_cv_manifests("fr")["train"], "ltr")
     assert all(l.endswith(" |") for l in fr_ltr)
-    dict_syms = [l.split(" ")[0] for l in (make_cv_manifests("fr")["train"].parent / "dict.ltr.txt").read_text().splitlines()]
-    assert set(dict_syms) == set(" ".join(fr_ltr).split())
+    dict_rows = [l.split(" ") for l in (make_cv_manifests("fr")["train"].parent / "dict.ltr.txt").read_text().splitlines()]
+    seen = {sym for sym, n in dict_rows if int(n) > 0}  # counted letters: the training split's
+    assert seen == set(" ".join(fr_ltr).split())
+    others = {sym for split in ("dev", "test") for l in read_labels(make_cv_manifests("fr")[split], "ltr")
+              for sym in l.split()}
+    assert {sym for sym, n in dict_rows if int(n) == 0} == others - seen  # dev/test-only letters, count 0
 
 
 def test_commonvoice_without_resample_is_an_error(cv_corpus, tmp_path):

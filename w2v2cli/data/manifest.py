@@ -10,7 +10,8 @@ Format (fairseq's `wav2vec_manifest.py` + `libri_labels.py`, so files load in ei
 
 - `NAME.tsv`: line 1 the absolute root directory; then `relative/path.flac<TAB>num_samples`.
 - `NAME.wrd`: one transcript per line in tsv order; `NAME.ltr`: its letters, space separated, `|` after
-  each word (`A | M A N |`); `dict.ltr.txt`: `symbol count`, most frequent first, from the training splits.
+  each word (`A | M A N |`); `dict.ltr.txt`: `symbol count`, most frequent first, from the training splits, then
+  letters that only the other splits use, with count 0 (so that their labels encode for validation).
 
 Corpora (`ManifestConfig.corpus`):
 
@@ -671,6 +672,11 @@ def _output_texts(cfg: ManifestConfig, good: list[_Item], rejects: list[Rejectio
     if labelled:
         train = [n for n in splits if n.startswith("train")] or list(splits)
         counts = letter_counts(to_letters(i.text) for n in train for i in splits[n])
+        # letters only the other splits use follow with count 0: their validation labels still encode (a small
+        # corpus may hold a rare letter in dev/test only); the model never sees them in training
+        seen = {sym for sym, _ in counts}
+        rest = letter_counts(to_letters(i.text) for n in splits if n not in train for i in splits[n])
+        counts += [(sym, 0) for sym, _ in rest if sym not in seen]
         files["dict.ltr.txt"] = format_dict(counts)
     if rejects:
         files["rejected.tsv"] = "path\treason\n" + "".join(f"{r.path}\t{r.reason}\n" for r in rejects)
