@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,3 +47,29 @@ def make_librilight(libri: Path, out: Path) -> None:
             shutil.copy2(flac, dst / flac.name)
             with open(dst / f"{spk}-{chap}.trans.txt", "a") as f:
                 f.write(f"{flac.stem} {texts[flac.stem]}\n")
+
+
+def run_recipe(script: Path, *args, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *map(str, args)], env=recipe_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def ok(res: subprocess.CompletedProcess) -> str:
+    """The output of a recipe run that must have succeeded (else its tail is the failure message)."""
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout + res.stderr
+
+
+def stage_lines(out: str) -> list[str]:
+    """The log lines of stages that ran (not the 'done before, skipped' ones)."""
+    return [l for l in out.splitlines() if ") Stage " in l and "done before, skipped" not in l]
+
+
+def stages_run(out: str) -> set[str]:
+    """{'Stage 4', ...}: the stages that ran."""
+    return {l.split(") ")[1].split(":")[0] for l in stage_lines(out)}
+
+
+def snapshot(root: Path) -> dict[str, int]:
+    """Modification time of every file under `root` (a no-op re-run leaves it equal)."""
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -27,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from recipe_helpers import RECIPES, TOY_TRAIN, recipe_env
+from recipe_helpers import RECIPES, TOY_TRAIN, ok, run_recipe, snapshot, stage_lines, stages_run
 from w2v2cli.data.manifest import read_manifest
 from w2v2cli.train.logging import read_metrics
 
@@ -38,24 +37,8 @@ TOY = ["--nj", "1", "--threads", "1", "--pretrain-config", "tiny", "--finetune-c
 ALL = ["train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean", "test-other"]
 
 
-def run(*args, timeout=600) -> subprocess.CompletedProcess:
-    res = subprocess.run(["bash", str(RUN), *map(str, args)], env=recipe_env(), capture_output=True, text=True,
-                         timeout=timeout)
-    return res
-
-
-def ok(res: subprocess.CompletedProcess) -> str:
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return res.stdout + res.stderr
-
-
-def stage_lines(out: str) -> list[str]:
-    """The log lines of stages that ran (not the 'done before, skipped' ones)."""
-    return [l for l in out.splitlines() if ") Stage " in l and "done before, skipped" not in l]
-
-
-def snapshot(root: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+def run(*args) -> subprocess.CompletedProcess:
+    return run_recipe(RUN, *args)
 
 
 def test_full_layout_end_to_end_rerun_is_a_no_op_and_one_stage_runs_again(ls_full, tmp_path):
@@ -106,7 +89,7 @@ def test_full_layout_end_to_end_rerun_is_a_no_op_and_one_stage_runs_again(ls_ful
     # --stage 4 --stop-stage 4: the LM stage alone runs again
     lm = ok(run("--corpus", ls_full, "--dir", exp, "--finetune-subsets", "train-10m", "--stage", 4, "--stop-stage",
                 4, *TOY))
-    assert {l.split(") ")[1].split(":")[0] for l in stage_lines(lm)} == {"Stage 4"}
+    assert stages_run(lm) == {"Stage 4"}
     changed = {p for p, t in snapshot(exp).items() if before.get(p) != t}
     assert changed and all("/lm_4gram/" in p or p.endswith(("lm_text.txt", "/.done/4")) for p in changed)
 
