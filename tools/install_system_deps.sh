@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages w2v2's tests and recipes use: speech synthesis (espeak-ng, flite),
-# audio tools (sox with MP3 support, lame), NIST sclite (sctk), and the compilers and libraries KenLM
-# is built with (tools/install_kenlm.sh). Safe to re-run: it skips the install when all are present.
+# audio tools (sox with MP3 support, lame), NIST sclite (sctk), shellcheck (the recipe scripts' test), and the
+# compilers and libraries KenLM is built with (tools/install_kenlm.sh). Safe to re-run: it skips the install when
+# all are present.
 set -euo pipefail
-pkgs=(espeak-ng flite sox libsox-fmt-mp3 lame sctk build-essential cmake libboost-program-options-dev
+pkgs=(espeak-ng flite sox libsox-fmt-mp3 lame sctk shellcheck build-essential cmake libboost-program-options-dev
       libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
 missing=()
 for p in "${pkgs[@]}"; do

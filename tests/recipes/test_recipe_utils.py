@@ -1,4 +1,4 @@
-"""Recipe shell utilities: the Kaldi-style option parser and the manifest subset tool."""
+"""Recipe shell utilities: the Kaldi-style option parser, the manifest subset and combine tools, bash -n and shellcheck on every script."""
 
 import subprocess
 from pathlib import Path
@@ -116,3 +116,43 @@ def test_subset_speakers_refuses_more_speakers_than_there_are(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode != 0 and "asked for 5 speakers but" in res.stderr and "has 4" in res.stderr
     assert not (tmp_path / "x.tsv").exists()
+
+
+SCRIPTS = sorted(p for p in [*RECIPES.rglob("*.sh"), *(RECIPES.parent / "tools").glob("*.sh")])
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(RECIPES.parent)))
+def test_bash_syntax_and_shellcheck(script):
+    """Every recipe and tool script parses (bash -n) and passes shellcheck (the Debian package, installed by
+    tools/install_system_deps.sh; settings in .shellcheckrc: helpers are followed from each script's folder)."""
+    syntax = subprocess.run(["bash", "-n", script], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    check = subprocess.run(["shellcheck", script], capture_output=True, text=True, cwd=RECIPES.parent)
+    assert check.returncode == 0, check.stdout
+
+
+def test_shellcheck_catches_what_it_should(tmp_path):
+    bad = tmp_path / "bad.sh"
+    bad.write_text('#!/usr/bin/env bash\nfor f in $(ls *.txt); do rm $f; done\n')
+    check = subprocess.run(["shellcheck", bad], capture_output=True, text=True)
+    assert check.returncode == 1 and "SC2045" in check.stdout and "SC2086" in check.stdout
+
+
+def test_combine_manifests_rewrites_rows_to_the_common_root_and_joins_labels(tmp_path):
+    for name, root, rows, words in (("a", tmp_path / "c" / "one", ["x/1.flac\t100", "x/2.flac\t200"], ["HI", "YO"]),
+                                    ("b", tmp_path / "c" / "two", ["y/3.flac\t300"], ["OK"])):
+        (tmp_path / f"{name}.tsv").write_text("\n".join([str(root)] + rows) + "\n")
+        (tmp_path / f"{name}.wrd").write_text("\n".join(words) + "\n")
+    (tmp_path / "a.ltr").write_text("H I |\nY O |\n")  # b has no .ltr: no combined .ltr
+    tool = RECIPES / "utils" / "combine_manifests.py"
+    subprocess.run(["python3", tool, tmp_path / "all", tmp_path / "a", tmp_path / "b"], check=True,
+                   capture_output=True)
+    assert (tmp_path / "all.tsv").read_text().splitlines() == [str(tmp_path / "c"), "one/x/1.flac\t100",
+                                                               "one/x/2.flac\t200", "two/y/3.flac\t300"]
+    assert (tmp_path / "all.wrd").read_text() == "HI\nYO\nOK\n" and not (tmp_path / "all.ltr").exists()
+    (tmp_path / "b.wrd").write_text("OK\nEXTRA\n")
+    bad = subprocess.run(["python3", tool, tmp_path / "bad", tmp_path / "a", tmp_path / "b"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 1 and bad.stderr.strip() == (f"combine_manifests.py: {tmp_path / 'b'}.wrd has 2 lines, "
+                                                          f"{tmp_path / 'b'}.tsv has 1 rows")
+    assert not (tmp_path / "bad.tsv").exists()
