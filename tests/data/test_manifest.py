@@ -260,3 +260,11 @@ def test_read_labels_count_mismatch(tmp_path):
     assert str(tmp_path / "x.wrd") in str(info.value) and str(tsv) in str(info.value)
     with pytest.raises(ManifestError, match="no label file"):
         read_labels(tsv, "ltr")
+
+
+def test_librilight_needs_its_layout(tmp_path):
+    (tmp_path / "ll" / "1h" / "0").mkdir(parents=True)
+    with pytest.raises(ManifestError, match="not a Libri-light limited-supervision folder") as err:
+        build_manifests(ManifestConfig(audio_dir=tmp_path / "ll", dest=tmp_path / "out", corpus="librilight"))
+    assert "1h/1" in err.value.message and "9h" in err.value.message and "librispeech_finetuning" in err.value.hint
+    assert not (tmp_path / "out").exists()
