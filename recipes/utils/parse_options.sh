@@ -14,7 +14,7 @@ _w2v2_script="${BASH_SOURCE[1]:-$0}"
 _w2v2_usage() {
   echo "Usage: $(basename "$_w2v2_script") [options]"
   echo "Options (default, then meaning):"
-  local line re='^([a-z_][a-z0-9_]*)=([^ ]*)[ ]+# (.*)$'
+  local line re='^([a-z_][a-z0-9_]*)=("[^"]*"|[^ ]*)[ ]+# (.*)$'
   while IFS= read -r line; do
     if [[ $line =~ $re ]]; then
       printf '  --%-20s %-22s %s\n' "${BASH_REMATCH[1]//_/-}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"

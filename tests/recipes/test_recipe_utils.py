@@ -1,5 +1,6 @@
 """Recipe shell utilities: the Kaldi-style option parser, the manifest subset and combine tools, bash -n and shellcheck on every script."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,18 @@ def test_help_lists_defaults_and_comments(tmp_path):
     out = subprocess.run(["bash", _script(tmp_path), "--help"], capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if "--lm-weight" in l)
     assert "2.0" in line and "LM weight" in line
+
+
+@pytest.mark.parametrize("recipe", ["demo", "librispeech", "xlsr"])
+def test_help_lists_every_option_of_the_recipes(recipe):
+    """Every `name=default  # comment` line is an option in --help, quoted defaults with spaces included."""
+    script = RECIPES / recipe / "run.sh"
+    out = subprocess.run(["bash", script, "--help"], capture_output=True, text=True, check=True).stdout
+    declared = [l.split("=")[0] for l in script.read_text().splitlines() if re.match(r"^[a-z_]+=.*\s# ", l)]
+    listed = [l.split()[0] for l in out.splitlines()[2:]]
+    assert listed == ["--" + name.replace("_", "-") for name in declared] and len(listed) > 10
+    if recipe == "xlsr":
+        assert '--langs                "de fr es"' in out
 
 
 def test_missing_value_is_an_error(tmp_path):
