@@ -14,6 +14,7 @@
 #   bash recipes/librispeech/run.sh --corpus /data/ls --download "train-clean-100 dev-clean test-clean"
 #   bash recipes/librispeech/run.sh --corpus /data/ls --stage 3 --stop-stage 3        # fine-tuning again
 #   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_small.pt --finetune-subsets "train-10m train-1h"
+#   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_vox_new.pt --pretrain-config large  # large_* presets
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config large --finetune-subsets train-960
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config tiny --finetune-config tiny \
 #     --pretrain-updates 5 --finetune-updates 5 --beam 10 --threads 1               # toy scale (CI)
@@ -52,7 +53,7 @@ pretrain_config=base       # base | large | xlsr | tiny | FILE.yaml
 pretrain_updates=          # pretraining updates (empty: the preset's)
 pretrain_opts=             # more `w2v2 pretrain` options, e.g. "--set optim.update_freq=8"
 finetune_subsets=train-10h # labelled sets to fine-tune on: train-10m train-1h train-10h train-clean-100 train-960
-finetune_config=auto       # auto: base_/large_ + 10m|1h|10h|100h|960h by subset; or a preset / FILE.yaml for all
+finetune_config=auto       # auto: base_* (large_* after large/xlsr) + 10m|1h|10h|100h|960h by subset; or a preset
 finetune_updates=          # fine-tuning updates (empty: the preset's)
 finetune_opts=             # more `w2v2 finetune` options, e.g. "--set optim.update_freq=4"
 ngpu=1                     # GPUs per node: more than 1 launches training with torchrun --nproc-per-node N
@@ -103,7 +104,8 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && todo 1; then
   log "Stage 1: manifests with labels for every subset present in $src"
   [ -d "$src" ] || { echo "run.sh: no LibriSpeech at $src (see the header of this script)" >&2; exit 1; }
-  w2v2 manifest "$src" --dest "$data" --corpus librispeech --jobs "$nj"
+  # --dict-all-splits: a letter that only dev/test transcripts use still encodes for validation
+  w2v2 manifest "$src" --dest "$data" --corpus librispeech --dict-all-splits --jobs "$nj"
   if [ -d "$corpus/librispeech_finetuning" ]; then
     log "Stage 1: Libri-light limited-supervision splits -> train-10m, train-1h, train-10h"
     w2v2 manifest "$corpus/librispeech_finetuning" --dest "$data/librilight" --corpus librilight --jobs "$nj"

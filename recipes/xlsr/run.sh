@@ -76,12 +76,15 @@ units=$(python3 local/langs.py "$corpus" "$corpus_kind" "${lang_specs[@]}")
 tags=$(cut -d' ' -f1 <<< "$units")
 pretrained=$dir/pretrain
 [ -n "$init" ] && pretrained=$dir/init
-# the vocabulary of a language: the first word of --vocab, unless a LANG:KIND entry names it
+# the vocabulary of a language: its LANG:KIND entry in --vocab, else the word without a colon (default letters)
 vocab_of() {
-  local v default=${vocab%% *}
-  for v in $vocab; do [ "${v%%:*}" = "$1" ] && default=${v#*:}; done
-  case $default in letters|spm) echo "$default" ;;
-    *) echo "run.sh: --vocab: '$default' for $1 is not letters or spm" >&2; return 1 ;; esac
+  local v all=letters own=
+  for v in $vocab; do
+    case $v in *:*) if [ "${v%%:*}" = "$1" ]; then own=${v#*:}; fi ;; *) all=$v ;; esac
+  done
+  v=${own:-$all}
+  case $v in letters|spm) echo "$v" ;;
+    *) echo "run.sh: --vocab: '$v' for $1 is not letters or spm" >&2; return 1 ;; esac
 }
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -91,7 +94,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     corpus_opt=commonvoice
     [ "$kind" = mls ] && corpus_opt=mls
     w2v2 manifest "$folder" --dest "$data/$tag" --corpus "$corpus_opt" --ext "$ext" --lang "$lang" \
-      --resample-to 16000 --jobs "$nj" < /dev/null
+      --resample-to 16000 --dict-all-splits --jobs "$nj" < /dev/null
     mark_done 1 "$tag"
   done <<< "$units"
 fi

@@ -44,16 +44,11 @@ def test_librispeech_manifests_match_fairseq(libri_corpus, libri_manifests):
         for i, e in enumerate(m.entries):
             assert e.num_samples == by_path[m.abspath(i)].num_samples == sf.info(m.abspath(i)).frames
         assert read_labels(tsv, "wrd") == [by_path[m.abspath(i)].text for i in range(len(m))]
-    # dict.ltr.txt: symbol counts of the training .ltr, most frequent first, ties by code point (fairseq's), then
-    # the letters only dev/test use with count 0 (this corpus has 'X' in dev/test only), most frequent first
+    # dict.ltr.txt: symbol counts of the training .ltr, most frequent first, ties by code point
     train_ltr = libri_manifests["train-clean-100"].with_suffix(".ltr").read_text().split()
     counts = Counter(train_ltr)
-    others = Counter(sym for s in ("dev-clean", "test-clean")
-                     for sym in libri_manifests[s].with_suffix(".ltr").read_text().split() if sym not in counts)
     lines = (libri_manifests["train-clean-100"].parent / "dict.ltr.txt").read_text().splitlines()
-    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    expected += [(sym, 0) for sym, _ in sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))]
-    assert others and [(s, int(n)) for s, n in (l.split(" ") for l in lines)] == expected
+    assert [(s, int(n)) for s, n in (l.split(" ") for l in lines)] == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     assert lines[0].startswith("| ")
 
 
@@ -196,12 +191,8 @@ def test_commonvoice_manifests(cv_corpus, make_cv_manifests):
                 assert e.num_samples == -(-src * 16000 // 48000)  # ceil(n / 3)
     fr_ltr = read_labels(make_cv_manifests("fr")["train"], "ltr")
     assert all(l.endswith(" |") for l in fr_ltr)
-    dict_rows = [l.split(" ") for l in (make_cv_manifests("fr")["train"].parent / "dict.ltr.txt").read_text().splitlines()]
-    seen = {sym for sym, n in dict_rows if int(n) > 0}  # counted letters: the training split's
-    assert seen == set(" ".join(fr_ltr).split())
-    others = {sym for split in ("dev", "test") for l in read_labels(make_cv_manifests("fr")[split], "ltr")
-              for sym in l.split()}
-    assert {sym for sym, n in dict_rows if int(n) == 0} == others - seen  # dev/test-only letters, count 0
+    dict_syms = [l.split(" ")[0] for l in (make_cv_manifests("fr")["train"].parent / "dict.ltr.txt").read_text().splitlines()]
+    assert set(dict_syms) == set(" ".join(fr_ltr).split())
 
 
 def test_commonvoice_without_resample_is_an_error(cv_corpus, tmp_path):
@@ -260,6 +251,25 @@ def test_read_labels_count_mismatch(tmp_path):
     assert str(tmp_path / "x.wrd") in str(info.value) and str(tsv) in str(info.value)
     with pytest.raises(ManifestError, match="no label file"):
         read_labels(tsv, "ltr")
+
+
+def test_dict_all_splits_lists_dev_test_only_letters_with_count_zero(libri_corpus, libri_manifests, tmp_path):
+    """Default: fairseq's dictionary (training letters only, test above). --dict-all-splits appends the letters only
+    dev/test use, count 0 (this corpus has 'X' in dev/test only), most frequent first."""
+    res = build_manifests(ManifestConfig(audio_dir=libri_corpus.root, dest=tmp_path / "all", corpus="librispeech",
+                                         jobs=2, progress=False, dict_all_splits=True))
+    plain = (libri_manifests["train-clean-100"].parent / "dict.ltr.txt").read_text()
+    train = set(libri_manifests["train-clean-100"].with_suffix(".ltr").read_text().split())
+    others = Counter(sym for s in ("dev-clean", "test-clean")
+                     for sym in libri_manifests[s].with_suffix(".ltr").read_text().split() if sym not in train)
+    assert others  # the corpus has a dev/test-only letter, so the option has something to do
+    extra = "".join(f"{sym} 0\n" for sym, _ in sorted(others.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert (res.dest / "dict.ltr.txt").read_text() == plain + extra
+    for s in ("train-clean-100", "dev-clean"):  # manifests and labels are the same as without the option
+        assert (res.dest / f"{s}.tsv").read_text() == libri_manifests[s].read_text()
+    again = build_manifests(ManifestConfig(audio_dir=libri_corpus.root, dest=tmp_path / "all", corpus="librispeech",
+                                           jobs=2, progress=False, dict_all_splits=True))
+    assert again.reused
 
 
 def test_librilight_needs_its_layout(tmp_path):

@@ -5,6 +5,7 @@
     w2v2 manifest cv-corpus-17.0/de --dest data/de --corpus commonvoice --resample-to 16000 --jobs 8
     w2v2 manifest mls_german --dest data/mls_de --corpus mls
     w2v2 manifest librispeech_finetuning --dest data/librilight --corpus librilight   # train-10m/-1h/-10h
+    w2v2 manifest cv-corpus-17.0/br --dest data/br --corpus commonvoice --resample-to 16000 --dict-all-splits
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def manifest_cmd(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave bad files out and list them in DEST/rejected.tsv instead of stopping.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Decode every file in full (in --jobs processes) to catch NaN/inf samples and damaged frames; by default only headers and the last frames are read.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if DEST already holds complete manifests.")] = False,
+    dict_all_splits: Annotated[bool, typer.Option("--dict-all-splits", help="dict.ltr.txt also lists, with count 0, the letters that only dev/test transcripts use, so that validation labels encode (small corpora); default: training letters only, as fairseq.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Write fairseq-format manifests for AUDIO_DIR into DEST.
@@ -42,7 +44,8 @@ def manifest_cmd(
     """
     cfg = ManifestConfig(audio_dir=audio_dir, dest=dest, corpus=corpus, ext=ext, valid_percent=valid_percent,
                          seed=seed, path_must_contain=path_must_contain, resample_to=resample_to, lang=lang,
-                         splits=tuple(split or ()), jobs=jobs, skip_bad=skip_bad, verify=verify, force=force, progress=progress)
+                         splits=tuple(split or ()), jobs=jobs, skip_bad=skip_bad, verify=verify, force=force, progress=progress,
+                         dict_all_splits=dict_all_splits)
     result = build_manifests(cfg)
     console = Console()
     if result.reused:

@@ -10,8 +10,8 @@ Format (fairseq's `wav2vec_manifest.py` + `libri_labels.py`, so files load in ei
 
 - `NAME.tsv`: line 1 the absolute root directory; then `relative/path.flac<TAB>num_samples`.
 - `NAME.wrd`: one transcript per line in tsv order; `NAME.ltr`: its letters, space separated, `|` after
-  each word (`A | M A N |`); `dict.ltr.txt`: `symbol count`, most frequent first, from the training splits, then
-  letters that only the other splits use, with count 0 (so that their labels encode for validation).
+  each word (`A | M A N |`); `dict.ltr.txt`: `symbol count`, most frequent first, from the training splits (with
+  `dict_all_splits`, then the letters only the other splits use, with count 0, so that their labels encode).
 
 Corpora (`ManifestConfig.corpus`):
 
@@ -178,6 +178,9 @@ class ManifestConfig:
     skip_bad: bool = False  # leave bad items out (listed in DEST/rejected.tsv) instead of failing
     verify: bool = False  # decode every file in full (NaN/inf, unreadable frames), not only its header and end
     force: bool = False  # rebuild even if DEST is complete
+    # dict.ltr.txt also lists, with count 0, the letters only the non-training splits use (so that their labels
+    # encode for validation; small corpora); off: fairseq's dictionary, training letters only
+    dict_all_splits: bool = False
     progress: bool = True  # progress bars on stderr
 
 
@@ -500,7 +503,9 @@ def _identity(cfg: ManifestConfig) -> dict:
     return {"audio_dir": str(Path(cfg.audio_dir).absolute()), "corpus": cfg.corpus, "ext": cfg.ext,
             "valid_percent": cfg.valid_percent, "seed": cfg.seed, "path_must_contain": cfg.path_must_contain,
             "resample_to": cfg.resample_to, "sample_rate": cfg.sample_rate, "min_samples": cfg.min_samples,
-            "lang": cfg.lang, "splits": list(cfg.splits), "skip_bad": cfg.skip_bad}
+            "lang": cfg.lang, "splits": list(cfg.splits), "skip_bad": cfg.skip_bad,
+            # only when set, so that manifests made before the option existed still match
+            **({"dict_all_splits": True} if cfg.dict_all_splits else {})}
 
 
 def _validate(cfg: ManifestConfig) -> None:
@@ -672,11 +677,10 @@ def _output_texts(cfg: ManifestConfig, good: list[_Item], rejects: list[Rejectio
     if labelled:
         train = [n for n in splits if n.startswith("train")] or list(splits)
         counts = letter_counts(to_letters(i.text) for n in train for i in splits[n])
-        # letters only the other splits use follow with count 0: their validation labels still encode (a small
-        # corpus may hold a rare letter in dev/test only); the model never sees them in training
-        seen = {sym for sym, _ in counts}
-        rest = letter_counts(to_letters(i.text) for n in splits if n not in train for i in splits[n])
-        counts += [(sym, 0) for sym, _ in rest if sym not in seen]
+        if cfg.dict_all_splits:  # letters only the other splits use, count 0: their labels encode for validation
+            seen = {sym for sym, _ in counts}
+            rest = letter_counts(to_letters(i.text) for n in splits if n not in train for i in splits[n])
+            counts += [(sym, 0) for sym, _ in rest if sym not in seen]
         files["dict.ltr.txt"] = format_dict(counts)
     if rejects:
         files["rejected.tsv"] = "path\treason\n" + "".join(f"{r.path}\t{r.reason}\n" for r in rejects)

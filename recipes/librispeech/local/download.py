@@ -127,6 +127,9 @@ def merge(src: Path, dst: Path) -> None:
 
 
 def unpack(archive: Path, dest: Path, expect: str) -> None:
+    if not hasattr(tarfile, "data_filter"):
+        raise DownloadError(f"{archive}: this Python's tarfile has no safe extraction filter (needs Python 3.10.12+, "
+                            "3.11.4+ or 3.12+); nothing was unpacked")
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest))
     try:
         try:
