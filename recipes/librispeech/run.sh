@@ -14,7 +14,7 @@
 #   bash recipes/librispeech/run.sh --corpus /data/ls --download "train-clean-100 dev-clean test-clean"
 #   bash recipes/librispeech/run.sh --corpus /data/ls --stage 3 --stop-stage 3        # fine-tuning again
 #   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_small.pt --finetune-subsets "train-10m train-1h"
-#   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_vox_new.pt --pretrain-config large  # large_* presets
+#   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_vox_new.pt --pretrain-config large  # large_*
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config large --finetune-subsets train-960
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config tiny --finetune-config tiny \
 #     --pretrain-updates 5 --finetune-updates 5 --beam 10 --threads 1               # toy scale (CI)
@@ -22,8 +22,8 @@
 # Stages (times at full scale, BASE on 8 GPUs unless said):
 #   0 download + unpack, resumable, sha256-verified (~60 GB; network-bound, ~1-3 h)                 CPU
 #   1 manifests with labels (~20 min with --nj 8)                                                    CPU
-#   2 pretraining, BASE 400k updates (paper: 1.6 days on 64 V100; ~5-6 days on 8 A100);
-#     LARGE 250k updates on 128 GPUs. With --init: import that checkpoint instead (seconds)           GPU
+#   2 pretraining, BASE 400k updates (paper: 1.6 days on 64 V100; NVIDIA's tuned bf16 recipe: 2 days on
+#     8 A100); LARGE 250k updates on 128 GPUs. With --init: import that checkpoint instead (seconds)   GPU
 #   3 CTC fine-tuning per subset: 10m/1h 13k updates (~4-6 h), 10h 20k (~8 h), 100h 80k (~1 day),
 #     960h 320k (~3 days, BASE on 8 GPUs)                                                            GPU
 #   4 4-gram KenLM + lexicon (~1 h and ~30 GB RAM on librispeech-lm-norm.txt)                       CPU

@@ -16,11 +16,11 @@
 #   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "en de fr" --pretrain-config tiny --finetune-config tiny \
 #     --pretrain-updates 5 --finetune-updates 5 --threads 1                               # toy scale (CI)
 #
-# Stages (times at full scale: XLSR-53 is a LARGE model, 56k h, 250k updates on 256 GPUs for ~1 week):
+# Stages (rough times at full scale; XLSR-53 is a LARGE pre-LN model pretrained on 56k hours, 250k updates):
 #   1 manifests per language; Common Voice MP3 (48 kHz) -> 16 kHz FLAC once (~1 h per 1,000 h with --nj 8)   CPU
 #   2 multilingual pretraining (--pretrain-config xlsr; days to weeks on 64+ GPUs, which is why most users
 #     pass --init xlsr_53_56k.pt or an XLS-R checkpoint and skip it: the import takes seconds)                GPU
-#   3 CTC fine-tuning per language (xlsr_cv: 20k updates, ~6-12 h each on 4 GPUs)                            GPU
+#   3 CTC fine-tuning per language (xlsr_cv: 20k updates of 4 GPUs x 5 accumulated batches; hours per language) GPU
 #   4 greedy decoding of each language's test set (minutes per language on a GPU)                            GPU
 #   5 scoring per language and the CER/WER table across languages (seconds)                                   CPU
 # Several GPUs: --ngpu 8 launches training with torchrun; several nodes: --launcher "torchrun --nnodes N
