@@ -35,6 +35,7 @@
 # with --launcher "torchrun --nnodes 4 --node-rank R --nproc-per-node 8 --rdzv-backend c10d
 # --rdzv-endpoint HOST:29500 -m w2v2cli" (R = 0..3) and --corpus/--dir on a shared file system.
 # A finished step is skipped on re-run (markers in $dir/.done); --stage N --stop-stage N runs stage N again.
+# The recipe runs in its own folder (as Kaldi's): relative paths in options are relative to it (--dir exp = here).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../utils/log.sh
@@ -161,8 +162,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   mapfile -t valid < <(valid_opts)
   for sub in $finetune_subsets; do
     todo 3 "$sub" || continue
-    [ -f "$data/$sub.tsv" ] || { echo "run.sh: no manifest $data/$sub.tsv (Libri-light splits need" \
-                                      "$corpus/librispeech_finetuning)" >&2; exit 1; }
+    [ -f "$data/$sub.tsv" ] || { echo "run.sh: no manifest $data/$sub.tsv (Libri-light's splits need" \
+      "$corpus/librispeech_finetuning; added after stage 1 ran: --stage 1 --stop-stage 1)" >&2; exit 1; }
     cfg=$(ft_config "$sub")
     log "Stage 3: CTC fine-tuning on $sub ($cfg) from $pretrained"
     init_ckpt=$pretrained

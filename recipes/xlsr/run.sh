@@ -26,6 +26,7 @@
 # Several GPUs: --ngpu 8 launches training with torchrun; several nodes: --launcher "torchrun --nnodes N
 # --node-rank R --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m w2v2cli" on every node.
 # A finished step is skipped on re-run (markers in $dir/.done); --stage N --stop-stage N runs stage N again.
+# The recipe runs in its own folder (as Kaldi's): relative paths in options are relative to it (--dir exp = here).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../utils/log.sh
