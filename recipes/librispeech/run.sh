@@ -90,7 +90,7 @@ train_sets() { present train-clean-100 train-clean-360 train-other-500; }
 dev_sets() { present dev-clean dev-other; }
 eval_sets() { present dev-clean dev-other test-clean test-other; }
 valid_opts() { local d; for d in $(dev_sets); do printf -- '--valid\n%s\n' "$data/$d.tsv"; done; }
-pretrained=$dir/pretrain_$pretrain_config
+pretrained=$dir/pretrain_$(basename "$pretrain_config" .yaml)
 [ -n "$init" ] && pretrained=$dir/init
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$download" != none ]; then
