@@ -179,12 +179,22 @@ class CheckpointConfig:
 @dataclass
 class DistributedConfig:
     backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
-    fsdp: bool = False  # shard parameters/gradients/optimizer state (torch.distributed.fsdp) for large models
+    # FSDP2 (torch.distributed.fsdp.fully_shard): parameters, gradients and optimizer state sharded per transformer
+    # layer, conv encoder and the rest; checkpoints are sharded (one safetensors file per rank)
+    fsdp: bool = False
     find_unused_parameters: bool | str = "auto"  # auto (when layerdrop > 0 or the task freezes parts) | true | false
+    # recompute the activations of every Nth transformer layer in the backward pass instead of keeping them
+    # (1 = every layer: least memory, about one more forward pass of compute); 0 = off
+    activation_checkpointing: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "nccl", "gloo"):
             raise ConfigError(f"distributed.backend must be auto, nccl or gloo, got {self.backend!r}")
+        if not isinstance(self.fsdp, bool):
+            raise ConfigError(f"distributed.fsdp must be true or false, got {self.fsdp!r}")
+        if self.activation_checkpointing < 0:
+            raise ConfigError(f"distributed.activation_checkpointing must be >= 0 (checkpoint every Nth transformer "
+                              f"layer, 0 = off), got {self.activation_checkpointing}")
         self.find_unused_parameters = _tristate(self.find_unused_parameters, "distributed.find_unused_parameters")
 
 
