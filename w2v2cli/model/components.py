@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from w2v2cli.errors import W2V2Error
 from w2v2cli.model.config import conv_output_length, receptive_field
-from w2v2cli.model.cpu_kernels import linear, weights_key
+from w2v2cli.model.cpu_kernels import caches_allowed, linear, weights_key
 
 
 class InputShapeError(W2V2Error, ValueError):
@@ -234,7 +234,8 @@ class ConvPositionalEmbedding(nn.Module):
         Without autograd (inference) it is computed once and reused until a parameter changes (in-place
         updates bump `_version`; a new tensor changes `data_ptr`): it costs a pass over 4.7M weights per call.
         """
-        if torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad):
+        if (torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad)) or \
+                not caches_allowed(self):
             self._cache = None
             return self.weight_v * (self.weight_g / self._norm_v())
         key = weights_key(self.weight_v, self.weight_g)

@@ -54,12 +54,24 @@ def _packed(module: nn.Linear) -> Tensor:
     return cache[1]
 
 
+def disable_weight_caches(model: nn.Module) -> None:
+    """No packed weights and no cached positional-conv weight for the modules of `model`: for models whose
+    parameters are re-materialised before every forward pass into reused memory (FSDP all-gathers them), where
+    storage address and version counter do not reveal that the values changed."""
+    for module in model.modules():
+        module.w2v2_no_weight_cache = True
+
+
+def caches_allowed(module: nn.Module) -> bool:
+    return not getattr(module, "w2v2_no_weight_cache", False)
+
+
 def linear(x: Tensor, module: nn.Linear, activation: str | None = None) -> Tensor:
     """`module(x)`, then `F.gelu` when activation == "gelu"; packed oneDNN kernels where `usable(x)`."""
     global ENABLED
     if activation not in (None, "gelu"):
         raise ValueError(f"activation must be None or 'gelu', got {activation!r}")
-    if usable(x):
+    if usable(x) and caches_allowed(module):
         try:
             shape = x.shape
             x2 = x.reshape(-1, shape[-1]).contiguous()

@@ -115,6 +115,7 @@ def shard_model(model: nn.Module, device: torch.device, precision: str = "fp32")
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     from w2v2cli.model.components import ConvFeatureEncoder, EncoderLayer
+    from w2v2cli.model.cpu_kernels import disable_weight_caches
     from w2v2cli.model.wav2vec2 import Wav2Vec2Model
 
     if precision == "fp16":
@@ -131,6 +132,7 @@ def shard_model(model: nn.Module, device: torch.device, precision: str = "fp32")
         if isinstance(module, (EncoderLayer, ConvFeatureEncoder)):
             fully_shard(module, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
+    disable_weight_caches(model)  # the all-gathered parameters reuse memory: a cache could not see them change
     return model
 
 

@@ -527,7 +527,8 @@ class Trainer:
         model = self.model if self._sharded else self.raw_model
         self.valid_sampler.set_epoch(1, 0)
         metrics = evaluate(model, self.task, self.valid_loader, self.device, self.info, seed=self.cfg.seed,
-                           autocast=self._autocast, on_bad=self._note_bad)
+                           autocast=self._autocast, on_bad=self._note_bad,
+                           distinct=self.valid_sampler.num_distinct if self._sharded else None)
         model.train()
         return metrics
 
