@@ -19,6 +19,10 @@ Contenders:
 - transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
 - torchaudio, torchaudio+keep: torchaudio's wav2vec2_model + CTC head, converted from the transformers model
                        by torchaudio's `import_huggingface_model` (ctc-infer only).
+- NAME@bf16, NAME@fp32: that contender in that precision, whatever --amp says, so that both precisions run
+                       interleaved in one run. Peers get bf16 autocast; ours runs as `w2v2` runs it: training
+                       under bf16 autocast, inference (`w2v2 decode --dtype bf16`) with the weights cast to bf16
+                       once and bf16 input (no per-call casts), the conv encoder included.
 Workloads:
 - ctc-infer: CTC model, eval mode, torch.inference_mode (audio seconds per wall second; RTF = 1 / that).
 - ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward + AdamW step.
@@ -104,6 +108,7 @@ def forward_flops(cfg, frames: int, batch: int) -> float:
 def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False):
     """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
+    cast_once = impl == "w2v2" and workload == "ctc-infer" and amp == "bf16"  # as w2v2 decode --dtype bf16
     torch.manual_seed(0)
     ours = build_model(cfg, kind)
     if impl == "w2v2":
@@ -129,6 +134,11 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
     if model is not ours:
         del ours
     model.to(device).train(workload != "ctc-infer")
+    if cast_once:
+        from w2v2cli.decode.run import cast_for_inference
+
+        cast_for_inference(model, "bf16")
+        amp = "none"
     if compile:
         model = torch.compile(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6) if workload != "ctc-infer" else None
@@ -145,7 +155,7 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
         def step(x):
             with torch.inference_mode(), ctx():
                 if impl == "w2v2":
-                    return model(x["w"], x["lengths"])[0]
+                    return model(x["w"].to(torch.bfloat16) if cast_once else x["w"], x["lengths"])[0]
                 if impl == "transformers":
                     return model(x["w"], attention_mask=mask_hf(x)).logits
                 return model(x["w"], x["lengths"].to(x["w"].device))[0]
@@ -206,6 +216,9 @@ def _reset_peak_rss() -> bool:
 def worker_main(args, contender: str) -> int:
     """Serves commands on stdin for one contender: `build WORKLOAD` (build + one warm-up step), `step` (timed),
     `save PATH` (the last output's first row, for the cross-check), `quit`. One JSON line answers each."""
+    contender, _, precision = contender.partition("@")
+    if precision:
+        args.amp = "none" if precision == "fp32" else precision
     impl = contender.split("+")[0].replace("-default-malloc", "").replace("-compile", "")
     if contender in ("w2v2", "w2v2-compile"):
         from w2v2cli.runtime import configure_runtime
@@ -315,6 +328,7 @@ def run_workload(args, workload: str, pool: list[Worker], tmp: Path) -> dict:
     frames = int(inputs["frames"].max())
     flops = forward_flops(cfg, frames, args.batch) * (1 if workload == "ctc-infer" else 3)
     workers = [w for w in pool if not (w.name.startswith("torchaudio") and workload != "ctc-infer")]
+    workers = [w for w in workers if not (w.name.endswith("@fp16") and args.device == "cpu")]
     build_s = {}
     for w in workers:  # one at a time: a worker building its model must not slow another's steps
         build_s[w.name] = w.ask(f"build {workload}")["build_s"]
@@ -403,8 +417,9 @@ def main() -> int:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     for c in contenders:
-        if c not in CONTENDERS:
-            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)}")
+        name, _, precision = c.partition("@")
+        if name not in CONTENDERS or precision not in ("", "fp32", "bf16", "fp16"):
+            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)} (optionally @fp32, @bf16)")
     import platform
     import tempfile
 

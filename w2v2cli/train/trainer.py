@@ -75,6 +75,7 @@ class TrainResult:
     skipped_utterances: int = 0  # shorter than min_sample_size (or unlabelled-too-long)
     nonfinite_updates: int = 0
     bad_files: int = 0  # unreadable / non-finite audio files skipped (listed in DIR/bad_audio.tsv)
+    precision: str = ""  # fp32 / bf16 / fp16 and why (optim.precision auto names its choice)
 
     @property
     def exit_code(self) -> int:
@@ -92,14 +93,14 @@ def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why) of a training run: `auto` follows `w2v2cli.runtime.resolve_dtype` (bf16 on GPUs that
+    have it, else fp16; bf16 on CPUs with AMX; else fp32)."""
+    from w2v2cli.runtime import resolve_dtype
+
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("optim.precision fp16 needs a GPU (GradScaler)", hint="use optim.precision=bf16 on CPU")
-    return name
+    return resolve_dtype(name, str(device), training=True)
 
 
 def source_languages(sources) -> list[str]:
@@ -577,7 +578,8 @@ class Trainer:
         self._notes: list[str] = []  # warnings found before the logger exists
         if info.is_main:
             self._remove_stale_temporaries()
-        self.precision = resolve_precision(cfg.optim.precision, self.device)
+        self.precision, why = resolve_precision(cfg.optim.precision, self.device)
+        self._precision_note = f"{self.precision} ({why})"
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU kernels 10x slower once activations get tiny
         # data: a deterministic plan of batches; the loader's workers only load audio
@@ -631,6 +633,9 @@ class Trainer:
         if self.sampler.num_dropped:
             self.log.info(f"skipping {self.sampler.num_dropped} of {len(self.dataset)} utterances shorter than "
                           f"data.min_sample_size ({cfg.data.min_sample_size} samples)")
+        self.result.precision = self._precision_note
+        if cfg.optim.precision == "auto":
+            self.log.info(f"precision: {self._precision_note}")
         if resumed_from is not None:
             self.log.info(f"resumed from {resumed_from} at update {self.state.update}")
         self._t0, self._wall0 = time.monotonic(), self.state.wall_seconds
