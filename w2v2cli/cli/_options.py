@@ -38,7 +38,8 @@ Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU th
 # training: w2v2 pretrain, w2v2 finetune
 TrainDtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, fp32 or bf16 (sets optim.precision; "
                                                                    "auto: bf16 on GPUs with bf16 and CPUs with "
-                                                                   "AMX, named in the log and summary).")]
+                                                                   "AMX or avx512_bf16, named in the log and "
+                                                                   "summary).")]
 RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
 MaxUpdates = Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")]
 Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest loadable checkpoint in --out, if "

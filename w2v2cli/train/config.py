@@ -121,7 +121,7 @@ class OptimConfig:
     update_freq: int = 1  # micro-batches accumulated per update (per GPU)
     max_updates: int = 400_000
     max_epochs: int = 0  # 0 = no limit
-    precision: str = "auto"  # auto (GPU: bf16, fp16 without it; CPU: bf16 with AMX, else fp32) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (GPU: bf16, fp16 without; CPU: bf16 with AMX/avx512_bf16, else fp32) | fp32 | bf16 | fp16
     max_nonfinite: int = 10  # stop after this many non-finite losses in a row
 
     def __post_init__(self) -> None:
