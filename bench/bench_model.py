@@ -15,6 +15,8 @@ Contenders:
 - w2v2-default-malloc: ours without the runtime settings (shows what they are worth; off unless asked).
 - w2v2-compile:        ours through torch.compile (opt-in; the compile time is paid in the warm-up step and
                        reported separately as "build s").
+- w2v2+ac:             ours with activation checkpointing on every transformer layer
+                       (`--set distributed.activation_checkpointing=1`): the memory it saves, the time it costs.
 - transformers:        as users run it (default glibc malloc, default attention implementation).
 - transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
 - torchaudio, torchaudio+keep: torchaudio's wav2vec2_model + CTC head, converted from the transformers model
@@ -53,7 +55,8 @@ from w2v2cli.model import build_model, compute_span_mask, model_preset, sample_n
 from w2v2cli.model.losses import pretraining_loss  # noqa: E402
 
 WORKLOADS = ("ctc-infer", "ctc-train", "pretrain")
-CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "transformers", "transformers+keep", "torchaudio", "torchaudio+keep")
+CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "w2v2+ac", "transformers", "transformers+keep", "torchaudio",
+              "torchaudio+keep")
 DEFAULT_CONTENDERS = ("w2v2", "transformers", "transformers+keep")
 
 
@@ -105,7 +108,7 @@ def forward_flops(cfg, frames: int, batch: int) -> float:
 # --------------------------------------------------------------------------------------------------- workers
 
 
-def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False):
+def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False, ac: bool = False):
     """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
     cast_once = impl == "w2v2" and workload == "ctc-infer" and amp == "bf16"  # as w2v2 decode --dtype bf16
@@ -134,6 +137,10 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
     if model is not ours:
         del ours
     model.to(device).train(workload != "ctc-infer")
+    if ac:
+        from w2v2cli.train.distributed import set_activation_checkpointing
+
+        set_activation_checkpointing(model, 1)
     if cast_once:
         from w2v2cli.decode.run import cast_for_inference
 
@@ -220,7 +227,7 @@ def worker_main(args, contender: str) -> int:
     if precision:
         args.amp = "none" if precision == "fp32" else precision
     impl = contender.split("+")[0].replace("-default-malloc", "").replace("-compile", "")
-    if contender in ("w2v2", "w2v2-compile"):
+    if contender in ("w2v2", "w2v2-compile", "w2v2+ac"):
         from w2v2cli.runtime import configure_runtime
 
         configure_runtime(threads=args.threads or None)
@@ -249,7 +256,8 @@ def worker_main(args, contender: str) -> int:
             if cuda:
                 torch.cuda.empty_cache()
             t0 = time.perf_counter()
-            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"))
+            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"),
+                              ac=contender.endswith("+ac"))
             out = step(inputs)  # warm-up (and compilation)
             print(json.dumps({"built": cmd[1], "build_s": time.perf_counter() - t0}), flush=True)
             continue

@@ -5,8 +5,8 @@ Proofs:
   one model and one optimizer file per rank; checkpoint_best is one model.safetensors equal to the shards joined;
 - kill -9 of the whole torchrun job + `--resume auto` repeats the uninterrupted FSDP run bit for bit (losses and
   the final weights);
-- fine-tuning (CTC) with FSDP and activation checkpointing, from the consolidated pretraining checkpoint, matches
-  DDP started from the same checkpoint (1e-5 relative);
+- fine-tuning (CTC) with FSDP and activation checkpointing, from the consolidated pretraining checkpoint, the
+  encoder frozen for the first 2 of 4 updates, matches DDP started from the same checkpoint (1e-5 relative);
 - the consolidated CTC checkpoint gives, in one process, the logits the sharded model gives on 2 ranks, and
   exports to transformers (same logits there too).
 """
@@ -234,7 +234,9 @@ def test_fsdp_finetuning_matches_ddp_and_consolidates(libri_manifests, fsdp_run,
     assert res.exit_code == 0, res.output
     assert "joined 2 shards" in res.output
     labelled = _labelled_subset(libri_manifests["train-clean-100"], tmp_path / "data" / "six.tsv", 6)
-    sets = FAST + ["--set", "data.max_sample_size=64000", "--set", "data.max_tokens=128000"]
+    # the encoder is frozen for 2 updates, then trains: FSDP must pass the unfreezing on to its gathered parameters
+    sets = FAST + ["--set", "data.max_sample_size=64000", "--set", "data.max_tokens=128000",
+                   "--set", "task.freeze_finetune_updates=2"]
     runs = {}
     for name, extra in (("ddp", []), ("fsdp", FSDP + ["--set", "distributed.activation_checkpointing=1"])):
         runs[name] = tmp_path / name

@@ -7,7 +7,9 @@
 null), `provenance:` (where the weights came from) and `train:` (the resolved training config or null).
 Loading reads YAML with `yaml.safe_load` and weights with safetensors: nothing is unpickled. A save writes a
 complete new directory beside the target and swaps it in with one rename, so a crash leaves either the old
-checkpoint or the new one, never half of one. The converters (fairseq.py, hf_dir.py) build on this module;
+checkpoint or the new one, never half of one. FSDP runs write sharded checkpoints (`shards.py`: one file per
+rank, the same atomic swap via `finish_sharded_checkpoint`); `load_checkpoint` joins their shards in memory and
+`consolidate_checkpoint` writes the joined one. The converters (fairseq.py, hf_dir.py) build on this module;
 `formats.py` dispatches between them, so nothing here imports a converter.
 """
 

@@ -12,9 +12,11 @@ not depend on which rank computes a batch or on whether the run was interrupted:
 uninterrupted one, and 2 processes with update_freq 1 compute what 1 process with update_freq 2 computes.
 
 Layout of DIR: `config.yaml` (the resolved config of the first run; each resumption's own in `config.resume-N.yaml`),
-`metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors, config.yaml, trainer_state.pt; the last
-`checkpoint.keep_last` are kept), `checkpoint_last` -> newest, `checkpoint_best` (weights of the best validation so
-far, when validating), `bad_audio.tsv` (utterances skipped as unreadable or non-finite, when there were any).
+`metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors, config.yaml, trainer_state.pt; under FSDP
+one model-R-of-W.safetensors and optim-R-of-W.safetensors per rank and shards.json instead of model.safetensors,
+see w2v2cli/checkpoint/shards.py; the last `checkpoint.keep_last` are kept), `checkpoint_last` -> newest,
+`checkpoint_best` (weights of the best validation so far, when validating; always one model.safetensors),
+`bad_audio.tsv` (utterances skipped as unreadable or non-finite, when there were any).
 
 Fault tolerance: SIGTERM/SIGINT save a checkpoint and stop (`TrainResult.exit_code` is then 143/130, which the CLI
 exits with); `resume="auto"` names every checkpoint it cannot load and why, announces a fallback to an older one,
@@ -95,7 +97,7 @@ def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str 
 # ------------------------------------------------------------------------------------------------ helpers
 def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
     """(precision, why) of a training run: `auto` follows `w2v2cli.runtime.resolve_dtype` (bf16 on GPUs that
-    have it, else fp16; bf16 on CPUs with AMX; else fp32)."""
+    have it, else fp16; bf16 on CPUs with AMX or avx512_bf16; else fp32)."""
     from w2v2cli.runtime import resolve_dtype
 
     if name == "fp16" and device.type != "cuda":
@@ -748,6 +750,8 @@ class Trainer:
         update_freq = cfg.optim.update_freq
         set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates))
         self.task.begin_update(self.raw_model, st.update)
+        if self._sharded:
+            D.sync_requires_grad(self.model)
         self.model.train()
         sums = _Sums()
         for f, item in enumerate(micro):
