@@ -132,7 +132,7 @@ def resolve_dtype(name: str, device: str, training: bool, units: str | None = No
     The `auto` rule (measurements in BENCHMARKS.md, "bf16 on CPUs and GPUs"):
     - GPU: bf16 where the GPU has it (Ampere and later); else fp16 for training, fp32 for inference;
     - CPU with AMX (`amx_bf16`): bf16, training and inference;
-    - CPU with avx512_bf16 but no AMX (AMD Zen 4): bf16 too. Measured on one Zen 4 core, BASE: decoding 2.4x
+    - CPU with avx512_bf16 but no AMX (AMD Zen 4): bf16 too. Measured on one Zen 4 core, BASE: decoding 1.7-2.4x
       and the pretraining step 1.7x faster than fp32, so the vector bf16 dot products alone pay off;
     - any other CPU: fp32 (bf16 is emulated there, ~30x slower).
     """
