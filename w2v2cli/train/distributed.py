@@ -136,21 +136,6 @@ def shard_model(model: nn.Module, device: torch.device, precision: str = "fp32")
     return model
 
 
-def sync_requires_grad(model: nn.Module) -> None:
-    """FSDP2 makes each unsharded parameter once, at its first all-gather, with the `requires_grad` its shard had
-    then. A task that freezes or unfreezes parts later (fine-tuning's `task.freeze_finetune_updates`) sets it on
-    the shards; this passes the change on, or the unfrozen encoder would silently never train."""
-    from torch.distributed.fsdp import FSDPModule
-
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            group = module._get_fsdp_state()._fsdp_param_group  # torch's FSDP2 internals (no public setter)
-            for fsdp_param in group.fsdp_params if group is not None else []:
-                unsharded = getattr(fsdp_param, "_unsharded_param", None)
-                if unsharded is not None:
-                    unsharded.requires_grad_(fsdp_param.sharded_param.requires_grad)
-
-
 def is_sharded(model: nn.Module) -> bool:
     from torch.distributed.fsdp import FSDPModule
 

@@ -750,8 +750,6 @@ class Trainer:
         update_freq = cfg.optim.update_freq
         set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates))
         self.task.begin_update(self.raw_model, st.update)
-        if self._sharded:
-            D.sync_requires_grad(self.model)
         self.model.train()
         sums = _Sums()
         for f, item in enumerate(micro):
