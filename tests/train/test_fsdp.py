@@ -8,7 +8,8 @@ Proofs:
 - fine-tuning (CTC) with FSDP and activation checkpointing, from the consolidated pretraining checkpoint, the
   encoder frozen for the first 2 of 4 updates, matches DDP started from the same checkpoint (1e-5 relative);
 - the consolidated CTC checkpoint gives, in one process, the logits the sharded model gives on 2 ranks, and
-  exports to transformers (same logits there too).
+  exports to transformers (same logits there too);
+- layerdrop under FSDP drops the same layers on every rank (else the run hangs).
 """
 
 from __future__ import annotations
@@ -50,10 +51,21 @@ def _pretrain(few: Path, valid: Path, out: Path, *extra: str) -> list[str]:
                      "--max-updates", str(UPDATES), *extra)
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def _run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs to the end; a run that hangs (ranks whose collectives do not pair up) is killed with its workers."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in _descendants(proc.pid) + [proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.communicate()
+        raise AssertionError(f"hung for {timeout} s: {' '.join(cmd[-12:])}") from None
+    assert proc.returncode == 0, err[-3000:]
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _records(run: Path, split: str) -> dict[int, dict]:
@@ -167,6 +179,14 @@ def test_fsdp_kill9_then_resume_auto_is_bit_exact(few, valid, fsdp_run, tmp_path
     final = f"checkpoints/update_{UPDATES:08d}"
     a, b = consolidated_state(run / final), consolidated_state(fsdp_run / final)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fsdp_with_layerdrop_drops_the_same_layers_on_every_rank(few, tmp_path):
+    """Layerdrop under FSDP: ranks that skipped different layers would wait on all-gathers that never pair up."""
+    run = tmp_path / "run"
+    _run(_torchrun("pretrain", str(few), "--out", str(run), "--config", "tiny", *FAST, *FSDP, "--max-updates", "3",
+                   "--set", "model.layerdrop=0.5", "--set", "checkpoint.save_interval_updates=100"), timeout=120)
+    assert sorted(_losses(run)) == [1, 2, 3]
 
 
 def test_resuming_a_sharded_run_with_another_setting_is_one_clear_error(few, valid, fsdp_run, tmp_path):

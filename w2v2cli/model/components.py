@@ -334,6 +334,9 @@ class TransformerEncoder(nn.Module):
         # activation checkpointing: in training, every Nth layer (0, N, 2N, ...) keeps only its input and recomputes
         # its activations in the backward pass (dropout masks included: torch restores the RNG state); 0 = off
         self.checkpoint_every = 0
+        # layerdrop draws from this generator when set (FSDP: every rank must run the same layers, or their
+        # all-gathers would not pair up); None = torch's global generator
+        self.layerdrop_generator: torch.Generator | None = None
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None,
                 output_hidden_states: bool = False) -> tuple[Tensor, list[Tensor] | None]:
@@ -354,7 +357,8 @@ class TransformerEncoder(nn.Module):
         every = self.checkpoint_every if self.training and torch.is_grad_enabled() else 0
         for i, layer in enumerate(self.layers):
             # layerdrop: the draw uses torch's CPU generator, so no device sync and reproducible from the seed
-            if self.training and self.layerdrop > 0.0 and float(torch.rand(())) < self.layerdrop:
+            if self.training and self.layerdrop > 0.0 and \
+                    float(torch.rand((), generator=self.layerdrop_generator)) < self.layerdrop:
                 continue
             if every and i % every == 0:
                 x = checkpoint(layer, x, attn_mask, use_reentrant=False)

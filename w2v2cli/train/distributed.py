@@ -114,7 +114,7 @@ def shard_model(model: nn.Module, device: torch.device, precision: str = "fp32")
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    from w2v2cli.model.components import ConvFeatureEncoder, EncoderLayer
+    from w2v2cli.model.components import ConvFeatureEncoder, EncoderLayer, TransformerEncoder
     from w2v2cli.model.cpu_kernels import disable_weight_caches
     from w2v2cli.model.wav2vec2 import Wav2Vec2Model
 
@@ -129,11 +129,22 @@ def shard_model(model: nn.Module, device: torch.device, precision: str = "fp32")
             # eval mode on the CPU runs a padded batch one utterance at a time; ranks holding batches of other
             # sizes would then run different numbers of forward passes and their all-gathers would not pair up
             module.unbatch_on_cpu = False
+        if isinstance(module, TransformerEncoder):
+            # layerdrop: the same layers on every rank (seeded per micro-batch by `seed_layerdrop`)
+            module.layerdrop_generator = torch.Generator()
         if isinstance(module, (EncoderLayer, ConvFeatureEncoder)):
             fully_shard(module, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     disable_weight_caches(model)  # the all-gathered parameters reuse memory: a cache could not see them change
     return model
+
+
+def seed_layerdrop(model: nn.Module, seed: int) -> None:
+    """Seeds the layerdrop generators `shard_model` gave the model (the same seed on every rank)."""
+    for module in model.modules():
+        generator = getattr(module, "layerdrop_generator", None)
+        if generator is not None:
+            generator.manual_seed(seed)
 
 
 def is_sharded(model: nn.Module) -> bool:

@@ -770,6 +770,8 @@ class Trainer:
                 self._last_good = batch if info.enabled else None
             # seeded by the batch's global position: masks and dropout depend neither on the rank nor on a resume
             torch.manual_seed(micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size + info.rank))
+            if self._sharded:  # FSDP: every rank drops the same layers (its all-gathers must pair up)
+                D.seed_layerdrop(self.model, micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size))
             # only sync gradients on the last micro-batch of the update
             with D.no_sync(self.model, skip=f < update_freq - 1):
                 with self._autocast():
