@@ -125,8 +125,12 @@ def main() -> int:
     killer = subprocess.Popen(launcher + ["--out", str(run), "--resume", "restart"], env=env)
     while killer.poll() is None and (not (run / "metrics.jsonl").is_file() or max(losses(run), default=0) < half + 2):
         time.sleep(0.2)
+    check(killer.poll() is None, "the second run was still running when it was to be killed")
     for pid in descendants(killer.pid) + [killer.pid]:  # torchrun's workers run in sessions of their own
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     killer.wait()
     proc = subprocess.run(launcher + ["--out", str(run), "--resume", "auto"], env=env)
     got = losses(run)
