@@ -15,10 +15,16 @@ Contenders:
 - w2v2-default-malloc: ours without the runtime settings (shows what they are worth; off unless asked).
 - w2v2-compile:        ours through torch.compile (opt-in; the compile time is paid in the warm-up step and
                        reported separately as "build s").
+- w2v2+ac:             ours with activation checkpointing on every transformer layer
+                       (`--set distributed.activation_checkpointing=1`): the memory it saves, the time it costs.
 - transformers:        as users run it (default glibc malloc, default attention implementation).
 - transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
 - torchaudio, torchaudio+keep: torchaudio's wav2vec2_model + CTC head, converted from the transformers model
                        by torchaudio's `import_huggingface_model` (ctc-infer only).
+- NAME@bf16, NAME@fp32: that contender in that precision, whatever --amp says, so that both precisions run
+                       interleaved in one run. Peers get bf16 autocast; ours runs as `w2v2` runs it: training
+                       under bf16 autocast, inference (`w2v2 decode --dtype bf16`) with the weights cast to bf16
+                       once and bf16 input (no per-call casts), the conv encoder included.
 Workloads:
 - ctc-infer: CTC model, eval mode, torch.inference_mode (audio seconds per wall second; RTF = 1 / that).
 - ctc-train: CTC model, train mode (dropout, time masking), forward + CTC loss + backward + AdamW step.
@@ -49,7 +55,8 @@ from w2v2cli.model import build_model, compute_span_mask, model_preset, sample_n
 from w2v2cli.model.losses import pretraining_loss  # noqa: E402
 
 WORKLOADS = ("ctc-infer", "ctc-train", "pretrain")
-CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "transformers", "transformers+keep", "torchaudio", "torchaudio+keep")
+CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "w2v2+ac", "transformers", "transformers+keep", "torchaudio",
+              "torchaudio+keep")
 DEFAULT_CONTENDERS = ("w2v2", "transformers", "transformers+keep")
 
 
@@ -101,9 +108,10 @@ def forward_flops(cfg, frames: int, batch: int) -> float:
 # --------------------------------------------------------------------------------------------------- workers
 
 
-def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False):
+def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False, ac: bool = False):
     """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
+    cast_once = impl == "w2v2" and workload == "ctc-infer" and amp == "bf16"  # as w2v2 decode --dtype bf16
     torch.manual_seed(0)
     ours = build_model(cfg, kind)
     if impl == "w2v2":
@@ -129,6 +137,15 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
     if model is not ours:
         del ours
     model.to(device).train(workload != "ctc-infer")
+    if ac:
+        from w2v2cli.train.distributed import set_activation_checkpointing
+
+        set_activation_checkpointing(model, 1)
+    if cast_once:
+        from w2v2cli.decode.run import cast_for_inference
+
+        cast_for_inference(model, "bf16")
+        amp = "none"
     if compile:
         model = torch.compile(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6) if workload != "ctc-infer" else None
@@ -145,7 +162,7 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
         def step(x):
             with torch.inference_mode(), ctx():
                 if impl == "w2v2":
-                    return model(x["w"], x["lengths"])[0]
+                    return model(x["w"].to(torch.bfloat16) if cast_once else x["w"], x["lengths"])[0]
                 if impl == "transformers":
                     return model(x["w"], attention_mask=mask_hf(x)).logits
                 return model(x["w"], x["lengths"].to(x["w"].device))[0]
@@ -206,8 +223,11 @@ def _reset_peak_rss() -> bool:
 def worker_main(args, contender: str) -> int:
     """Serves commands on stdin for one contender: `build WORKLOAD` (build + one warm-up step), `step` (timed),
     `save PATH` (the last output's first row, for the cross-check), `quit`. One JSON line answers each."""
+    contender, _, precision = contender.partition("@")
+    if precision:
+        args.amp = "none" if precision == "fp32" else precision
     impl = contender.split("+")[0].replace("-default-malloc", "").replace("-compile", "")
-    if contender in ("w2v2", "w2v2-compile"):
+    if contender in ("w2v2", "w2v2-compile", "w2v2+ac"):
         from w2v2cli.runtime import configure_runtime
 
         configure_runtime(threads=args.threads or None)
@@ -236,7 +256,8 @@ def worker_main(args, contender: str) -> int:
             if cuda:
                 torch.cuda.empty_cache()
             t0 = time.perf_counter()
-            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"))
+            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"),
+                              ac=contender.endswith("+ac"))
             out = step(inputs)  # warm-up (and compilation)
             print(json.dumps({"built": cmd[1], "build_s": time.perf_counter() - t0}), flush=True)
             continue
@@ -315,6 +336,7 @@ def run_workload(args, workload: str, pool: list[Worker], tmp: Path) -> dict:
     frames = int(inputs["frames"].max())
     flops = forward_flops(cfg, frames, args.batch) * (1 if workload == "ctc-infer" else 3)
     workers = [w for w in pool if not (w.name.startswith("torchaudio") and workload != "ctc-infer")]
+    workers = [w for w in workers if not (w.name.endswith("@fp16") and args.device == "cpu")]
     build_s = {}
     for w in workers:  # one at a time: a worker building its model must not slow another's steps
         build_s[w.name] = w.ask(f"build {workload}")["build_s"]
@@ -403,8 +425,9 @@ def main() -> int:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     for c in contenders:
-        if c not in CONTENDERS:
-            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)}")
+        name, _, precision = c.partition("@")
+        if name not in CONTENDERS or precision not in ("", "fp32", "bf16", "fp16"):
+            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)} (optionally @fp32, @bf16)")
     import platform
     import tempfile
 

@@ -94,3 +94,64 @@ def configure_runtime(threads: int | None = None, keep_memory: bool = True) -> R
     flush = bool(torch.set_flush_denormal(True))
     _applied = RuntimeSettings(applied, reason, torch.get_num_threads(), flush)
     return _applied
+
+
+# ------------------------------------------------------------------------------------------- bf16 or fp32
+DTYPES = ("auto", "fp32", "bf16")
+
+
+def cpu_bf16_units() -> str:
+    """What this CPU has for bf16 arithmetic: "amx" (AMX tiles, `amx_bf16`: Xeon Sapphire Rapids and later),
+    "avx512_bf16" (vector bf16 dot products only: Cooper Lake, AMD Zen 4 and later) or "" (none: bf16 is then
+    emulated, about 30x slower than fp32). From torch's CPU checks, or the kernel's flags in /proc/cpuinfo."""
+    import torch
+
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if "amx_bf16" in flags or (not flags and check is not None and check()):  # no /proc: ask torch
+        return "amx"
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if "avx512_bf16" in flags or (not flags and check is not None and check()):
+        return "avx512_bf16"
+    return ""
+
+
+def resolve_dtype(name: str, device: str, training: bool, units: str | None = None) -> tuple[str, str]:
+    """(dtype, why) for `--dtype NAME` on `device` ("cpu", "cuda", "cuda:1"): "bf16" or "fp32" ("fp16" for
+    training on GPUs without bf16, where `auto` keeps the GradScaler path). `units`: the CPU's bf16 units as
+    `cpu_bf16_units()` names them (None: this machine's).
+
+    The `auto` rule (measurements in BENCHMARKS.md, "bf16 on CPUs and GPUs"):
+    - GPU: bf16 where the GPU has it (Ampere and later); else fp16 for training, fp32 for inference;
+    - CPU with AMX (`amx_bf16`): bf16, training and inference;
+    - CPU with avx512_bf16 but no AMX (AMD Zen 4): bf16 too. Measured on one Zen 4 core, BASE: decoding 1.7-2.4x
+      and the pretraining step 1.7x faster than fp32, so the vector bf16 dot products alone pay off;
+    - any other CPU: fp32 (bf16 is emulated there, ~30x slower).
+    """
+    if name not in DTYPES + ("fp16",):
+        from w2v2cli.errors import ConfigError
+
+        raise ConfigError(f"--dtype must be auto, fp32 or bf16, got {name!r}")
+    if name != "auto":
+        return name, "as asked"
+    import torch
+
+    if str(device).startswith("cuda"):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the GPU has bf16"
+        return ("fp16", "auto: the GPU has no bf16 (fp16 with loss scaling)") if training else \
+            ("fp32", "auto: the GPU has no bf16")
+    units = cpu_bf16_units() if units is None else units
+    if units == "amx":
+        return "bf16", "auto: the CPU has AMX bf16 matrix units"
+    if units == "avx512_bf16":
+        return "bf16", "auto: the CPU has avx512_bf16 dot products (no AMX), measured faster than fp32"
+    return "fp32", "auto: the CPU has no bf16 units (bf16 would be emulated, ~30x slower)"

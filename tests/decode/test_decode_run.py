@@ -163,3 +163,30 @@ def test_cli_decode_errors_exit_nonzero(tmp_path, tiny_ctc, libri_manifests):
     assert not (tmp_path / "d" / "hyp.wrd").exists()
     with pytest.raises(ConfigError, match="bf16"):
         decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(dtype="fp16"))
+
+
+def test_bf16_decoding_casts_the_weights_once_and_stays_close_to_fp32(tmp_path, tiny_ctc, libri_manifests):
+    """`--dtype bf16`: weights cast to bf16 once (not per call, unlike autocast), log-probabilities within 0.15 of
+    fp32's (mean difference below 0.02; measured 0.072 and ~0.01) on this random model; `--dtype auto` names its
+    choice in the summary."""
+    from w2v2cli.checkpoint.io import load_checkpoint
+    from w2v2cli.decode.run import EmissionModel
+    from w2v2cli.runtime import resolve_dtype
+
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (24000, 16000)]
+    ref = EmissionModel(load_checkpoint(tiny_ctc), dtype="fp32").forward(waves)
+    em = EmissionModel(load_checkpoint(tiny_ctc), dtype="bf16")
+    assert {p.dtype for p in em.model.parameters()} == {torch.bfloat16}
+    storage = [p.data_ptr() for p in em.model.parameters()]
+    got = em.forward(waves)
+    em.forward(waves)
+    assert [p.data_ptr() for p in em.model.parameters()] == storage  # nothing re-cast by the calls
+    for a, b in zip(ref, got):
+        assert a.shape == b.shape and b.dtype == torch.float32
+        diff = (a - b).abs()
+        assert float(diff.max()) < 0.15 and float(diff.mean()) < 0.02, (float(diff.max()), float(diff.mean()))
+    res = decode_manifest(tiny_ctc, libri_manifests["test-clean"], tmp_path / "auto",
+                          DecodeConfig(progress=False, dtype="auto"))
+    dtype, why = resolve_dtype("auto", "cpu", training=False)
+    assert res.precision == f"{dtype} ({why})" and ("precision", res.precision) in summary_rows(res)

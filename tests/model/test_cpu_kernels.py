@@ -17,6 +17,24 @@ def test_the_packed_path_is_available_in_this_torch():
     assert cpu_kernels.ENABLED  # otherwise the CPU inference speed in BENCHMARKS.md is not what users get
 
 
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_packed_bf16_linear_matches_f_linear_in_bf16(activation):
+    """bf16 weights and input (`decode --dtype bf16`): the packed bf16 kernel, within bf16 rounding of F.linear."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 256).to(torch.bfloat16)
+    x = torch.randn(2, 100, 64).to(torch.bfloat16)
+    with torch.inference_mode():
+        y = cpu_kernels.linear(x, lin, activation)
+        ref = F.linear(x, lin.weight, lin.bias)
+        ref = F.gelu(ref) if activation == "gelu" else ref
+    assert y.dtype == torch.bfloat16 and y.shape == ref.shape
+    assert lin in cpu_kernels._CACHE  # the packed path ran (its weight was packed)
+    assert float((y.float() - ref.float()).abs().max()) <= 0.02 * float(ref.float().abs().max())
+    with torch.inference_mode():  # fp32 input with bf16 weights: the plain op (which refuses mixed dtypes)
+        with pytest.raises(RuntimeError):
+            cpu_kernels.linear(x.float(), lin, activation)
+
+
 @pytest.mark.parametrize("shape,out", [((3, 37, 48), 96), ((5, 96), 48), ((1, 499, 64), 256)])
 @pytest.mark.parametrize("activation", [None, "gelu"])
 def test_packed_linear_matches_f_linear(shape, out, activation):

@@ -7,7 +7,9 @@
 null), `provenance:` (where the weights came from) and `train:` (the resolved training config or null).
 Loading reads YAML with `yaml.safe_load` and weights with safetensors: nothing is unpickled. A save writes a
 complete new directory beside the target and swaps it in with one rename, so a crash leaves either the old
-checkpoint or the new one, never half of one. The converters (fairseq.py, hf_dir.py) build on this module;
+checkpoint or the new one, never half of one. FSDP runs write sharded checkpoints (`shards.py`: one file per
+rank, the same atomic swap via `finish_sharded_checkpoint`); `load_checkpoint` joins their shards in memory and
+`consolidate_checkpoint` writes the joined one. The converters (fairseq.py, hf_dir.py) build on this module;
 `formats.py` dispatches between them, so nothing here imports a converter.
 """
 
@@ -26,6 +28,7 @@ import torch
 import yaml
 from torch import nn
 
+from w2v2cli.checkpoint.shards import INDEX_FILE, consolidated_state, is_sharded
 from w2v2cli.config import from_dict, to_dict
 from w2v2cli.errors import CheckpointError, ConfigError
 from w2v2cli.model.config import ModelConfig
@@ -79,22 +82,8 @@ def save_checkpoint(
     `model` may also be a plain state dict. `train_config` may be a dataclass or a dict.
     """
     dest = Path(dir)
-    _check_kind(kind)
-    if kind == "ctc":
-        check_vocab_size(vocab, cfg.vocab_size, f"cannot save {dest}")
     state = model if isinstance(model, dict) else _unwrap(model).state_dict()
-    meta = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "kind": kind,
-        "model": to_dict(cfg),
-        "vocab": vocab.to_dict() if vocab is not None else None,
-        "provenance": to_dict(provenance or {}),
-        "train": to_dict(train_config) if train_config is not None else None,
-    }
-    for name in extra_files or {}:
-        if name in (WEIGHTS_FILE, CONFIG_FILE) or "/" in name or name.startswith("."):
-            raise CheckpointError(f"cannot save {dest}: bad extra file name {name!r}")
+    meta = _meta(dest, cfg, kind, vocab, provenance, train_config, extra_files)
 
     def write(tmp: Path) -> None:
         save_weights(state, tmp / WEIGHTS_FILE)
@@ -104,6 +93,79 @@ def save_checkpoint(
 
     write_dir_atomically(dest, write)
     return dest
+
+
+def _meta(dest: Path, cfg: ModelConfig, kind: str, vocab: Vocabulary | None, provenance: dict[str, Any] | None,
+          train_config: Any, extra_files: dict[str, bytes] | None) -> dict[str, Any]:
+    """The content of config.yaml (after checking kind, vocabulary size and the extra file names)."""
+    _check_kind(kind)
+    if kind == "ctc":
+        check_vocab_size(vocab, cfg.vocab_size, f"cannot save {dest}")
+    for name in extra_files or {}:
+        if name in (WEIGHTS_FILE, CONFIG_FILE, INDEX_FILE) or "/" in name or name.startswith("."):
+            raise CheckpointError(f"cannot save {dest}: bad extra file name {name!r}")
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "model": to_dict(cfg),
+        "vocab": vocab.to_dict() if vocab is not None else None,
+        "provenance": to_dict(provenance or {}),
+        "train": to_dict(train_config) if train_config is not None else None,
+    }
+
+
+def sharded_tmp_dir(dest: str | os.PathLike) -> Path:
+    """The temporary directory every rank writes its shards into before `finish_sharded_checkpoint` swaps it in
+    (the same name on every rank; `.NAME.tmp-*` as every interrupted save's leftovers, which runs remove)."""
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.tmp-shards"
+
+
+def finish_sharded_checkpoint(dest: str | os.PathLike, index: bytes, cfg: ModelConfig, kind: str,
+                              vocab: Vocabulary | None = None, provenance: dict[str, Any] | None = None,
+                              train_config: Any = None, extra_files: dict[str, bytes] | None = None) -> Path:
+    """Rank 0, after every rank wrote its shards (`shards.write_shard`) into `sharded_tmp_dir(dest)`: adds
+    shards.json, config.yaml and the extra files, then swaps the directory in atomically, as `save_checkpoint`
+    does. A filesystem error is a CheckpointError naming `dest`; the temporary directory is then removed."""
+    from safetensors import SafetensorError
+
+    dest = Path(dest)
+    tmp = sharded_tmp_dir(dest)
+    meta = _meta(dest, cfg, kind, vocab, provenance, train_config, extra_files)
+    try:
+        _write_synced(tmp / INDEX_FILE, index)
+        _write_synced(tmp / CONFIG_FILE, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).encode("utf-8"))
+        for name, data in (extra_files or {}).items():
+            _write_synced(tmp / name, data)
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, dest)
+        _fsync_dir(dest.parent)
+    except (OSError, SafetensorError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+        raise CheckpointError(f"cannot write {dest}: {reason}" + (" (the previous one is intact)" if
+                                                                   dest.exists() else "")) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def consolidate_checkpoint(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Writes a sharded checkpoint (FSDP) as our normal one: model.safetensors (the shards joined) and config.yaml
+    with the same model config, kind, vocabulary and provenance. Loadable by one process, by DDP and by
+    `w2v2 export hf`; the optimizer state stays behind (it resumes only the sharded run)."""
+    src = resolve_checkpoint_dir(src)
+    if not is_sharded(src):
+        raise CheckpointError(f"{src} is not a sharded checkpoint (no {INDEX_FILE})",
+                              hint="only checkpoints of runs with distributed.fsdp=true need consolidating")
+    meta = read_checkpoint_meta(src)
+    cfg = from_dict(ModelConfig, meta["model"], source=f"{src / CONFIG_FILE}: model")
+    vocab = Vocabulary.from_dict(meta["vocab"], source=f"{src / CONFIG_FILE}: vocab") if meta.get("vocab") else None
+    provenance = {**(meta.get("provenance") or {}), "consolidated_from": str(src)}
+    return save_checkpoint(dest, consolidated_state(src), cfg, meta["kind"], vocab=vocab, provenance=provenance,
+                           train_config=meta.get("train"))
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -268,7 +330,7 @@ def resolve_checkpoint_dir(spec: str | os.PathLike) -> Path:
         leftovers = sorted(p.name for p in path.parent.glob(f".{path.name}.tmp-*"))
         hint = f"an interrupted save left {leftovers[0]} beside it" if leftovers else None
         raise CheckpointError(f"{path} has no {CONFIG_FILE}: not a w2v2 checkpoint, or an incomplete one", hint=hint)
-    if not (path / WEIGHTS_FILE).is_file():
+    if not (path / WEIGHTS_FILE).is_file() and not is_sharded(path):
         raise CheckpointError(f"{path} has no {WEIGHTS_FILE}: incomplete checkpoint")
     return path
 
@@ -296,7 +358,9 @@ def load_checkpoint(dir_or_file: str | os.PathLike, kind: str | None = None, dev
     except ConfigError as err:
         raise CheckpointError(err.message, hint=err.hint) from None
     vocab = Vocabulary.from_dict(meta["vocab"], source=f"{source}: vocab") if meta.get("vocab") else None
-    state = load_weights(path / WEIGHTS_FILE, device="cpu")
+    # a sharded checkpoint (FSDP run) is joined in memory; `w2v2 consolidate` writes the joined one
+    state = consolidated_state(path) if is_sharded(path) and not (path / WEIGHTS_FILE).is_file() else \
+        load_weights(path / WEIGHTS_FILE, device="cpu")
     loaded = build_loaded(state, cfg, meta["kind"], vocab, kind, device, where=str(path))
     loaded.provenance = dict(meta.get("provenance") or {})
     loaded.train_config = meta.get("train")

@@ -15,7 +15,9 @@ CtcCheckpoint = Annotated[Path, typer.Argument(
     help="CTC checkpoint: our directory, a transformers directory or a fairseq .pt.")]
 BatchSeconds = Annotated[float, typer.Option("--batch-seconds", help="Padded audio seconds per batch.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")]
+Dtype = Annotated[str, typer.Option("--dtype", help="fp32, bf16 (weights cast once) or auto (bf16 where the "
+                                                      "hardware has it: GPUs with bf16, CPUs with AMX or "
+                                                      "avx512_bf16; says so in the summary).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 # decoding: w2v2 decode, w2v2 transcribe
 Lexicon = Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")]
@@ -34,6 +36,10 @@ Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU th
                                                                           "the cores).")]
 
 # training: w2v2 pretrain, w2v2 finetune
+TrainDtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, fp32 or bf16 (sets optim.precision; "
+                                                                   "auto: bf16 on GPUs with bf16 and CPUs with "
+                                                                   "AMX or avx512_bf16, named in the log and "
+                                                                   "summary).")]
 RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
 MaxUpdates = Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")]
 Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest loadable checkpoint in --out, if "

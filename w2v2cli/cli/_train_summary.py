@@ -33,6 +33,8 @@ def _print(title: str, result, out: Path, rows: list[tuple[str, str]], best_labe
         table.add_row("skipped utterances", str(result.skipped_utterances))
     if result.bad_files:
         table.add_row("bad audio files skipped", f"{result.bad_files} (listed in {out / 'bad_audio.tsv'})")
+    if getattr(result, "precision", ""):
+        table.add_row("precision", result.precision)
     table.add_row("checkpoint", str(result.last_checkpoint))
     if result.best_checkpoint:
         table.add_row(best_label, str(result.best_checkpoint))

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads, TrainDtype
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -44,6 +44,7 @@ def finetune_cmd(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, head init, masks).")]
     = None,
     threads: Threads = None,
+    dtype: TrainDtype = None,
 ) -> None:
     """Fine-tune a wav2vec 2.0 model with CTC on labelled audio.
 
@@ -55,6 +56,8 @@ def finetune_cmd(
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
+    if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
+        set_ = (set_ or []) + [f"optim.precision={dtype}"]
     cfg = finetune_config(config, set_ or [], train, valid or [], max_updates, seed, vocab, vocab_size, console)
     result = run_finetuning(cfg, out, init, resume=resume, spm_type=spm_type, overrides=set_ or [], console=console)
     rows = []

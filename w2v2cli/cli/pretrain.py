@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads
+from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads, TrainDtype
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -30,6 +30,7 @@ def pretrain_cmd(
     resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, init, masks).")] = None,
     threads: Threads = None,
+    dtype: TrainDtype = None,
 ) -> None:
     """Pretrain a wav2vec 2.0 model on unlabelled audio.
 
@@ -40,6 +41,8 @@ def pretrain_cmd(
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
+    if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
+        set_ = (set_ or []) + [f"optim.precision={dtype}"]
     cfg = pretrain_config(config, set_ or [], train, valid or [], max_updates, seed)
     result = run_pretraining(cfg, out, resume=resume, console=console)
     m, v = result.train_metrics, result.valid_metrics

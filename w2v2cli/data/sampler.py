@@ -104,6 +104,7 @@ class BucketBatchSampler:
         self.probs = language_probabilities(amounts, alpha) if len(self.groups) > 1 else np.ones(1)
         self.wrap = wrap  # False (validation): no repeated batches, ranks may get one batch less
         self.epoch, self.start = 1, 0
+        self.num_distinct = 0  # set with each epoch plan (global_batches)
         self._cache: tuple[int, list[tuple[int, ...]]] | None = None
 
     # -- epoch plan -------------------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class BucketBatchSampler:
             order = rng.permutation(len(batches))
             batches = [batches[i] for i in order]
         chunk = self.world_size * self.update_freq
+        self.num_distinct = len(batches)  # the global batches from `num_distinct` on repeat earlier ones
         if self.wrap and len(batches) % chunk:  # wrap around so every rank does the same number of updates
             missing = chunk - len(batches) % chunk
             batches = batches + [batches[i % len(batches)] for i in range(missing)]

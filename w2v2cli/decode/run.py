@@ -56,7 +56,7 @@ class DecodeConfig:
     chunk_seconds: float = 30.0  # files longer than this are decoded in overlapping windows
     chunk_overlap_seconds: float = 2.0  # context added on each side of a window (its frames are dropped)
     device: str = "cpu"
-    dtype: str = "fp32"  # fp32 | bf16
+    dtype: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it: w2v2cli.runtime.resolve_dtype)
     progress: bool = True
     max_bad_files: int = 10  # unreadable / non-finite audio files skipped before the run stops
 
@@ -75,6 +75,7 @@ class DecodeResult:
     ids: list[str] = field(default_factory=list)
     hypotheses: list[Hypothesis] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # utterance id -> why its audio was skipped
+    precision: str = ""  # the model's dtype and why (`--dtype auto` says what it chose)
 
     @property
     def wer(self) -> float | None:
@@ -96,8 +97,8 @@ def check_config(cfg: DecodeConfig) -> None:
     """ConfigError for inconsistent decoding options (beam options without --decoder beam, ...)."""
     if cfg.decoder not in ("viterbi", "beam"):
         raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {cfg.decoder!r}")
-    if cfg.dtype not in ("fp32", "bf16"):
-        raise ConfigError(f"--dtype must be 'fp32' or 'bf16', got {cfg.dtype!r}")
+    if cfg.dtype not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--dtype must be 'auto', 'fp32' or 'bf16', got {cfg.dtype!r}")
     if cfg.decoder == "viterbi" and (cfg.lexicon or cfg.lm):
         raise ConfigError("--lexicon/--lm are used by the beam decoder", hint="add --decoder beam")
     if cfg.lm and not cfg.lexicon:
@@ -109,8 +110,17 @@ def check_config(cfg: DecodeConfig) -> None:
         raise ConfigError(f"--max-bad-files must be >= 0, got {cfg.max_bad_files}")
 
 
+def cast_for_inference(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """Casts the weights once (in place) to `dtype` ("bf16" or "fp32") for inference: every op then runs in that
+    precision, the conv encoder included, with no per-call weight casts as autocast does. Normalisations keep
+    fp32 statistics (the group norm computes in fp32; LayerNorm and softmax accumulate in fp32)."""
+    return model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+
+
 class EmissionModel:
-    """A CTC model wrapped for inference: waveforms -> log-probabilities `[frames, vocab]` per utterance."""
+    """A CTC model wrapped for inference: waveforms -> log-probabilities `[frames, vocab]` per utterance.
+
+    dtype "bf16" (or "auto" where it resolves to bf16) casts `loaded.model` to bf16 in place, once."""
 
     def __init__(self, loaded, device: str = "cpu", dtype: str = "fp32"):
         if loaded.kind != "ctc" or loaded.vocab is None:
@@ -125,7 +135,11 @@ class EmissionModel:
         self.cfg = loaded.cfg
         self.hop = self.cfg.hop
         self.receptive_field = self.cfg.receptive_field
-        self.autocast = dtype == "bf16"
+        from w2v2cli.runtime import resolve_dtype
+
+        self.dtype, self.dtype_reason = resolve_dtype(dtype, str(self.device), training=False)
+        self.input_dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
+        cast_for_inference(self.model, self.dtype)
 
     def frames(self, samples: int) -> int:
         return 0 if samples < self.receptive_field else (samples - self.receptive_field) // self.hop + 1
@@ -137,9 +151,8 @@ class EmissionModel:
         batch = torch.zeros(len(waves), int(lengths.max()))
         for b, w in enumerate(waves):
             batch[b, : len(w)] = torch.from_numpy(w)
-        batch, dev_lengths = batch.to(self.device), lengths.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits, frame_lengths = self.model(batch, dev_lengths if len(waves) > 1 else None)
+        batch, dev_lengths = batch.to(self.device, self.input_dtype), lengths.to(self.device)
+        logits, frame_lengths = self.model(batch, dev_lengths if len(waves) > 1 else None)
         logp = logits.float().log_softmax(-1).cpu()
         if len(waves) == 1:
             return [logp[0]]
@@ -323,7 +336,8 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
     words = chars = None
     if refs is not None:
         words, chars = corpus_counts(refs, [h.text for h in hyps])
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps, skipped)
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, words, chars, ids, hyps, skipped,
+                        f"{em.dtype} ({em.dtype_reason})")
 
 
 def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
@@ -352,7 +366,8 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     manifest, ids, hyps, seconds, elapsed, skipped = _run(manifest_path, cfg, em, per_utt)
     files = write_alignments(out_dir, ids, hyps)
     files.update(_write_skipped(out_dir, manifest, ids, skipped))
-    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, None, None, ids, hyps, skipped)
+    return DecodeResult(Path(out_dir), files, len(hyps), seconds, elapsed, None, None, ids, hyps, skipped,
+                        f"{em.dtype} ({em.dtype_reason})")
 
 
 def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
@@ -360,6 +375,8 @@ def summary_rows(res: DecodeResult) -> list[tuple[str, str]]:
     rows = [("utterances", str(res.utterances)), ("audio hours", f"{res.audio_seconds / 3600:.4f}"),
             ("elapsed s", f"{res.elapsed_seconds:.2f}"),
             ("real-time factor", f"{res.rtf:.4f}" if not math.isnan(res.rtf) else "-")]
+    if res.precision:
+        rows.append(("precision", res.precision))
     if res.skipped:
         rows.append(("skipped (bad audio)", f"{len(res.skipped)}: empty hypotheses, scored as errors; "
                                             f"listed in bad_audio.tsv"))

@@ -69,6 +69,7 @@ class TranscribeResult:
     items: list[TranscribedFile] = field(default_factory=list)
     audio_seconds: float = 0.0
     elapsed_seconds: float = 0.0
+    precision: str = ""  # the model's dtype and why (`--dtype auto` says what it chose)
 
     @property
     def transcribed(self) -> list[TranscribedFile]:
@@ -145,7 +146,7 @@ def transcribe_files(model: str | os.PathLike | None, inputs: Sequence[str | os.
     em = EmissionModel(loaded, cfg.device, cfg.dtype)
     decode_one = utterance_decoder(cfg, em.vocab)
     normalize = bool(getattr(em.cfg, "normalize_audio", False))
-    result = TranscribeResult(items=items)
+    result = TranscribeResult(items=items, precision=f"{em.dtype} ({em.dtype_reason})")
 
     def skip(idx: int, reason: str) -> None:
         items[idx].error = reason
@@ -282,4 +283,4 @@ def summary_rows(res: TranscribeResult) -> list[tuple[str, str]]:
     rtf = res.rtf
     return [("files transcribed", str(len(res.transcribed))), ("files skipped", str(len(res.skipped))),
             ("audio minutes", f"{res.audio_seconds / 60:.2f}"), ("elapsed s", f"{res.elapsed_seconds:.2f}"),
-            ("real-time factor", "-" if rtf != rtf else f"{rtf:.4f}")]
+            ("real-time factor", "-" if rtf != rtf else f"{rtf:.4f}"), ("precision", res.precision)]

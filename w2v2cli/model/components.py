@@ -15,10 +15,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from w2v2cli.errors import W2V2Error
 from w2v2cli.model.config import conv_output_length, receptive_field
-from w2v2cli.model.cpu_kernels import linear, weights_key
+from w2v2cli.model.cpu_kernels import caches_allowed, linear, weights_key
 
 
 class InputShapeError(W2V2Error, ValueError):
@@ -233,7 +234,8 @@ class ConvPositionalEmbedding(nn.Module):
         Without autograd (inference) it is computed once and reused until a parameter changes (in-place
         updates bump `_version`; a new tensor changes `data_ptr`): it costs a pass over 4.7M weights per call.
         """
-        if torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad):
+        if (torch.is_grad_enabled() and (self.weight_v.requires_grad or self.weight_g.requires_grad)) or \
+                not caches_allowed(self):
             self._cache = None
             return self.weight_v * (self.weight_g / self._norm_v())
         key = weights_key(self.weight_v, self.weight_g)
@@ -329,6 +331,12 @@ class TransformerEncoder(nn.Module):
             for _ in range(num_layers)
         )
         self.dropout, self.layerdrop, self.layer_norm_first = dropout, layerdrop, layer_norm_first
+        # activation checkpointing: in training, every Nth layer (0, N, 2N, ...) keeps only its input and recomputes
+        # its activations in the backward pass (dropout masks included: torch restores the RNG state); 0 = off
+        self.checkpoint_every = 0
+        # layerdrop draws from this generator when set (FSDP: every rank must run the same layers, or their
+        # all-gathers would not pair up); None = torch's global generator
+        self.layerdrop_generator: torch.Generator | None = None
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None,
                 output_hidden_states: bool = False) -> tuple[Tensor, list[Tensor] | None]:
@@ -346,11 +354,16 @@ class TransformerEncoder(nn.Module):
             x = self.norm(x)
         x = dropout(x, self.dropout, self.training)
         hidden = [x] if output_hidden_states else None
-        for layer in self.layers:
+        every = self.checkpoint_every if self.training and torch.is_grad_enabled() else 0
+        for i, layer in enumerate(self.layers):
             # layerdrop: the draw uses torch's CPU generator, so no device sync and reproducible from the seed
-            if self.training and self.layerdrop > 0.0 and float(torch.rand(())) < self.layerdrop:
+            if self.training and self.layerdrop > 0.0 and \
+                    float(torch.rand((), generator=self.layerdrop_generator)) < self.layerdrop:
                 continue
-            x = layer(x, attn_mask)
+            if every and i % every == 0:
+                x = checkpoint(layer, x, attn_mask, use_reentrant=False)
+            else:
+                x = layer(x, attn_mask)
             if hidden is not None:
                 hidden.append(x)
         if self.layer_norm_first:

@@ -122,7 +122,7 @@ class OptimConfig:
     update_freq: int = 1  # micro-batches accumulated per update (per GPU)
     max_updates: int = 400_000
     max_epochs: int = 0  # 0 = no limit
-    precision: str = "auto"  # auto (bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (GPU: bf16, fp16 without; CPU: bf16 with AMX/avx512_bf16, else fp32) | fp32 | bf16 | fp16
     max_nonfinite: int = 10  # stop after this many non-finite losses in a row
 
     def __post_init__(self) -> None:
@@ -180,12 +180,22 @@ class CheckpointConfig:
 @dataclass
 class DistributedConfig:
     backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
-    fsdp: bool = False  # shard parameters/gradients/optimizer state (torch.distributed.fsdp) for large models
+    # FSDP2 (torch.distributed.fsdp.fully_shard): parameters, gradients and optimizer state sharded per transformer
+    # layer, conv encoder and the rest; checkpoints are sharded (one safetensors file per rank)
+    fsdp: bool = False
     find_unused_parameters: bool | str = "auto"  # auto (when layerdrop > 0 or the task freezes parts) | true | false
+    # recompute the activations of every Nth transformer layer in the backward pass instead of keeping them
+    # (1 = every layer: least memory, about one more forward pass of compute); 0 = off
+    activation_checkpointing: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "nccl", "gloo"):
             raise ConfigError(f"distributed.backend must be auto, nccl or gloo, got {self.backend!r}")
+        if not isinstance(self.fsdp, bool):
+            raise ConfigError(f"distributed.fsdp must be true or false, got {self.fsdp!r}")
+        if self.activation_checkpointing < 0:
+            raise ConfigError(f"distributed.activation_checkpointing must be >= 0 (checkpoint every Nth transformer "
+                              f"layer, 0 = off), got {self.activation_checkpointing}")
         self.find_unused_parameters = _tristate(self.find_unused_parameters, "distributed.find_unused_parameters")
 
 

@@ -26,10 +26,12 @@ from w2v2cli.train.tasks import Task
 def evaluate(model: nn.Module, task: Task, batches: Iterable, device: torch.device,
              info: D.DistInfo | None = None, seed: int | None = None,
              autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-             on_bad: Callable[[list[tuple[str, str]]], None] | None = None) -> dict[str, float]:
+             on_bad: Callable[[list[tuple[str, str]]], None] | None = None,
+             distinct: int | None = None) -> dict[str, float]:
     """`task.valid_metrics` of the sums over `batches` (Batch, SkippedBatch or LoadFailure items) and all ranks; {}
     if no rank saw a batch. Utterances a batch left out as bad audio go to `on_bad` ((path, reason) pairs). Leaves
-    `model` in eval mode."""
+    `model` in eval mode. `distinct`: global batches from this position on repeat earlier ones (FSDP: the sampler
+    wraps around so that every rank runs as many forward passes as the others); they run but are not counted."""
     info = info or D.DistInfo()
     model.eval()
     sums: dict[str, float] = {}
@@ -45,6 +47,8 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable, device: torch.devi
                 torch.manual_seed(micro_batch_seed(seed, 0, i * info.world_size + info.rank))
             with autocast():
                 part = task.valid_step(model, batch)
+            if distinct is not None and i * info.world_size + info.rank >= distinct:
+                continue  # a repeated batch: the forward pass only kept the ranks' collectives paired
             for key, value in part.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
     sums = D.all_reduce_sum_dict(sums, device, info)  # a rank may have had no validation batch

@@ -12,9 +12,11 @@ not depend on which rank computes a batch or on whether the run was interrupted:
 uninterrupted one, and 2 processes with update_freq 1 compute what 1 process with update_freq 2 computes.
 
 Layout of DIR: `config.yaml` (the resolved config of the first run; each resumption's own in `config.resume-N.yaml`),
-`metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors, config.yaml, trainer_state.pt; the last
-`checkpoint.keep_last` are kept), `checkpoint_last` -> newest, `checkpoint_best` (weights of the best validation so
-far, when validating), `bad_audio.tsv` (utterances skipped as unreadable or non-finite, when there were any).
+`metrics.jsonl`, `checkpoints/update_NNNNNNNN/` (model.safetensors, config.yaml, trainer_state.pt; under FSDP
+one model-R-of-W.safetensors and optim-R-of-W.safetensors per rank and shards.json instead of model.safetensors,
+see w2v2cli/checkpoint/shards.py; the last `checkpoint.keep_last` are kept), `checkpoint_last` -> newest,
+`checkpoint_best` (weights of the best validation so far, when validating; always one model.safetensors),
+`bad_audio.tsv` (utterances skipped as unreadable or non-finite, when there were any).
 
 Fault tolerance: SIGTERM/SIGINT save a checkpoint and stop (`TrainResult.exit_code` is then 143/130, which the CLI
 exits with); `resume="auto"` names every checkpoint it cannot load and why, announces a fallback to an older one,
@@ -39,7 +41,7 @@ from typing import Any, Sequence
 import torch
 from rich.console import Console
 
-from w2v2cli.config import save_yaml, to_dict
+from w2v2cli.config import from_dict, save_yaml, to_dict
 from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, SkippedBatch, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
@@ -75,6 +77,7 @@ class TrainResult:
     skipped_utterances: int = 0  # shorter than min_sample_size (or unlabelled-too-long)
     nonfinite_updates: int = 0
     bad_files: int = 0  # unreadable / non-finite audio files skipped (listed in DIR/bad_audio.tsv)
+    precision: str = ""  # fp32 / bf16 / fp16 and why (optim.precision auto names its choice)
 
     @property
     def exit_code(self) -> int:
@@ -92,14 +95,14 @@ def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why) of a training run: `auto` follows `w2v2cli.runtime.resolve_dtype` (bf16 on GPUs that
+    have it, else fp16; bf16 on CPUs with AMX or avx512_bf16; else fp32)."""
+    from w2v2cli.runtime import resolve_dtype
+
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("optim.precision fp16 needs a GPU (GradScaler)", hint="use optim.precision=bf16 on CPU")
-    return name
+    return resolve_dtype(name, str(device), training=True)
 
 
 def source_languages(sources) -> list[str]:
@@ -115,14 +118,17 @@ def source_languages(sources) -> list[str]:
 
 def list_checkpoints(out_dir: Path, complete: bool = True) -> list[tuple[int, Path]]:
     """(update, path) of the checkpoints in DIR/checkpoints, newest first; `complete`: only those holding all
-    three files."""
+    three files (weights: model.safetensors, or shards.json for the sharded checkpoints of FSDP runs)."""
+    from w2v2cli.checkpoint.shards import INDEX_FILE
+
     root = out_dir / CKPT_DIR
     found = []
     if root.is_dir():
         for child in root.iterdir():
             m = _CKPT_RE.match(child.name)
-            if m and child.is_dir() and (not complete or all(
-                    (child / f).is_file() for f in ("model.safetensors", "config.yaml", STATE_FILE))):
+            if m and child.is_dir() and (not complete or (
+                    all((child / f).is_file() for f in ("config.yaml", STATE_FILE)) and
+                    ((child / "model.safetensors").is_file() or (child / INDEX_FILE).is_file()))):
                 found.append((int(m.group(1)), child))
     return sorted(found, reverse=True)
 
@@ -133,7 +139,16 @@ def check_resumable(path: Path) -> None:
     from safetensors import SafetensorError, safe_open
 
     from w2v2cli.checkpoint.io import WEIGHTS_FILE, read_checkpoint_meta
+    from w2v2cli.checkpoint.shards import check_shards, is_sharded
 
+    if is_sharded(path):  # an FSDP run's checkpoint: the index and every rank's files
+        for name in ("config.yaml", STATE_FILE):
+            if not (path / name).is_file():
+                raise CheckpointError(f"{path / name} is missing")
+        read_checkpoint_meta(path)
+        check_shards(path)
+        load_trainer_state(path / STATE_FILE)
+        return
     for name in (WEIGHTS_FILE, "config.yaml", STATE_FILE):
         if not (path / name).is_file():
             raise CheckpointError(f"{path / name} is missing")
@@ -374,29 +389,28 @@ class Trainer:
         return ds, sampler, loader
 
     # -- checkpoints ----------------------------------------------------------------------------------------
-    def _gather(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """Full model and optimizer state dicts (collective under FSDP: every rank must call this)."""
+    def _gather(self) -> dict[str, torch.Tensor]:
+        """The full model state dict on rank 0 (collective under FSDP: every rank must call this; the other ranks
+        get an empty dict)."""
         if self._sharded:
-            from torch.distributed.fsdp import FullStateDictConfig, StateDictType
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-            with FSDP.state_dict_type(self.model, StateDictType.FULL_STATE_DICT,
-                                      FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
-                return self.model.state_dict(), FSDP.optim_state_dict(self.model, self.optimizer)
-        return self.raw_model.state_dict(), self.optimizer.state_dict()
+            return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return self.raw_model.state_dict()
 
     def save(self) -> Path:
         from w2v2cli.checkpoint.io import save_checkpoint
 
-        model_sd, optim_sd = self._gather()
         path = self.out_dir / CKPT_DIR / f"update_{self.state.update:08d}"
-        if self.info.is_main:
+        provenance = {"update": self.state.update, "epoch": self.state.epoch, "trainer": "w2v2cli.train"}
+        if self._sharded:
+            self._save_sharded(path, provenance)
+        elif self.info.is_main:
             self.state.wall_seconds = self._wall()
-            data = trainer_state_bytes(self.state, optim_sd, self.scaler)
-            save_checkpoint(path, model_sd, self.cfg.model, self.task.kind, vocab=self.task.vocab,
-                            provenance={"update": self.state.update, "epoch": self.state.epoch,
-                                        "trainer": "w2v2cli.train"},
-                            train_config=self.cfg, extra_files={STATE_FILE: data})
+            data = trainer_state_bytes(self.state, self.optimizer, self.scaler)
+            save_checkpoint(path, self.raw_model.state_dict(), self.cfg.model, self.task.kind, vocab=self.task.vocab,
+                            provenance=provenance, train_config=self.cfg, extra_files={STATE_FILE: data})
+        if self.info.is_main:
             link = self.out_dir / LAST_LINK
             tmp = self.out_dir / f".{LAST_LINK}.tmp-{os.getpid()}"
             if tmp.is_symlink() or tmp.exists():
@@ -409,10 +423,49 @@ class Trainer:
         self.last_saved = self.state.update
         return path
 
+    def _save_sharded(self, path: Path, provenance: dict) -> None:
+        """FSDP: every rank writes its pieces of the weights and optimizer moments into one temporary directory,
+        rank 0 adds the index, config and trainer state and swaps it in (atomic, as unsharded saves)."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        from w2v2cli.checkpoint.io import finish_sharded_checkpoint, sharded_tmp_dir
+        from w2v2cli.checkpoint.shards import index_bytes, write_shard
+
+        info, tmp = self.info, sharded_tmp_dir(path)
+        model_local, model_index = D.local_tensors(self.model.state_dict())
+        optim = get_optimizer_state_dict(self.model, self.optimizer)  # keyed by parameter name
+        flat = {f"{name}/{key}": value for name, st in optim["state"].items() for key, value in st.items()
+                if isinstance(value, torch.Tensor)}
+        optim_local, optim_index = D.local_tensors(flat)
+        if info.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        D.barrier(info)
+        failed = ""
+        try:
+            write_shard(tmp, info.rank, info.world_size, model_local, optim_local)
+        except OSError as err:  # disk full, permission: every rank learns of it below and stops with the reason
+            failed = f"rank {info.rank}: {err.strerror or err}"
+        if D.all_reduce_sum([float(bool(failed))], self.device, info)[0]:
+            D.barrier(info)
+            if info.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"cannot write {path}: {failed or 'another rank failed to write its shard'}"
+                                  + (" (the previous checkpoint is intact)" if list_checkpoints(self.out_dir) else ""))
+        if info.is_main:
+            self.state.wall_seconds = self._wall()
+            rest = {"param_groups": optim["param_groups"],
+                    "state": {name: {k: v for k, v in st.items() if not isinstance(v, torch.Tensor)}
+                              for name, st in optim["state"].items()}}
+            data = trainer_state_bytes(self.state, rest, self.scaler)
+            finish_sharded_checkpoint(path, index_bytes(info.world_size, model_index, optim_index), self.cfg.model,
+                                      self.task.kind, vocab=self.task.vocab, provenance=provenance,
+                                      train_config=self.cfg, extra_files={STATE_FILE: data})
+
     def save_best(self) -> Path:
         from w2v2cli.checkpoint.io import save_checkpoint
 
-        model_sd, _ = self._gather()
+        model_sd = self._gather()  # FSDP too: checkpoint_best is always one model.safetensors
         path = self.out_dir / BEST_DIR
         if self.info.is_main:
             save_checkpoint(path, model_sd, self.cfg.model, self.task.kind, vocab=self.task.vocab,
@@ -425,23 +478,51 @@ class Trainer:
     def restore(self, path: Path) -> None:
         from safetensors.torch import load_file
 
-        from w2v2cli.checkpoint.io import load_checkpoint
+        from w2v2cli.checkpoint.io import read_checkpoint_meta
+        from w2v2cli.checkpoint.shards import is_sharded
+        from w2v2cli.model.config import ModelConfig
 
-        ckpt = load_checkpoint(path, kind=self.task.kind)
-        if to_dict(ckpt.cfg) != to_dict(self.cfg.model):
-            saved, now = to_dict(ckpt.cfg), to_dict(self.cfg.model)
+        saved = to_dict(from_dict(ModelConfig, read_checkpoint_meta(path)["model"], source=str(path)))
+        now = to_dict(self.cfg.model)
+        if saved != now:
             diff = [k for k in now if saved.get(k) != now.get(k)]
             raise CheckpointError(f"cannot resume from {path}: its model config differs in {', '.join(diff)}",
                                   hint="resume with the same --config/--set model.* values, or use a new --out")
-        del ckpt
-        self.raw_model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+        if is_sharded(path) != self._sharded:
+            made = "an FSDP run (sharded)" if is_sharded(path) else "a run without FSDP"
+            raise CheckpointError(f"cannot resume from {path}: it was written by {made}",
+                                  hint="resume with the same distributed.fsdp setting, or start a new run with "
+                                       f"--init {path}")
         state, payload = load_trainer_state(path / STATE_FILE)
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if self._sharded:
+            self._restore_sharded(path, payload["optimizer"])
+        else:
+            self.raw_model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+            self.optimizer.load_state_dict(payload["optimizer"])
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         restore_rng(payload["rng"])
         self.state = state
         self.state.world_size, self.state.update_freq = self.info.world_size, self.cfg.optim.update_freq
+
+    def _restore_sharded(self, path: Path, rest: dict) -> None:
+        """FSDP: this rank's pieces back into its parameter shards and optimizer moments (same world size)."""
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        from w2v2cli.checkpoint.shards import read_shard
+
+        model_local, optim_local = read_shard(path, self.info.rank, self.info.world_size)
+        own = self.model.state_dict()
+        if set(own) != set(model_local):
+            raise CheckpointError(f"cannot resume from {path}: its shards hold other weights than the model")
+        params = dict(self.model.named_parameters())
+        self.model.load_state_dict({k: D.from_local(model_local[k], own[k]) for k in own}, strict=True)
+        state = {name: dict(st) for name, st in rest["state"].items()}
+        for key, piece in optim_local.items():
+            name, _, slot = key.rpartition("/")
+            # AdamW's moments are shaped as the parameter's shard; its step count is a scalar, the same everywhere
+            state.setdefault(name, {})[slot] = D.from_local(piece, params[name]) if piece.dim() else piece
+        set_optimizer_state_dict(self.model, self.optimizer, {"state": state, "param_groups": rest["param_groups"]})
 
     # -- validation -----------------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -449,7 +530,8 @@ class Trainer:
         model = self.model if self._sharded else self.raw_model
         self.valid_sampler.set_epoch(1, 0)
         metrics = evaluate(model, self.task, self.valid_loader, self.device, self.info, seed=self.cfg.seed,
-                           autocast=self._autocast, on_bad=self._note_bad)
+                           autocast=self._autocast, on_bad=self._note_bad,
+                           distinct=self.valid_sampler.num_distinct if self._sharded else None)
         model.train()
         return metrics
 
@@ -498,7 +580,8 @@ class Trainer:
         self._notes: list[str] = []  # warnings found before the logger exists
         if info.is_main:
             self._remove_stale_temporaries()
-        self.precision = resolve_precision(cfg.optim.precision, self.device)
+        self.precision, why = resolve_precision(cfg.optim.precision, self.device)
+        self._precision_note = f"{self.precision} ({why})"
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU kernels 10x slower once activations get tiny
         # data: a deterministic plan of batches; the loader's workers only load audio
@@ -510,6 +593,12 @@ class Trainer:
         # model: the same initial weights on every rank (DDP also broadcasts rank 0's)
         torch.manual_seed(cfg.seed)
         self.raw_model = task.build_model(cfg).to(self.device)
+        find_unused = cfg.distributed.find_unused_parameters
+        if find_unused == "auto":
+            find_unused = task.find_unused_parameters()
+        if self._sharded:  # FSDP2 shards the model in place; the optimizer must see the sharded parameters
+            self.model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused),
+                                      self.precision)
         self.optimizer = build_optimizer(self.raw_model, cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = TrainerState(seed=cfg.seed, world_size=info.world_size, update_freq=cfg.optim.update_freq)
@@ -528,10 +617,9 @@ class Trainer:
         self.bad = BadAudio(self.out_dir, self.state.update if resumed_from is not None else None,
                             rewrite=info.is_main)
         self._last_good = None  # the last usable batch (see _accumulate)
-        find_unused = cfg.distributed.find_unused_parameters
-        if find_unused == "auto":
-            find_unused = task.find_unused_parameters()
-        self.model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused))
+        if not self._sharded:  # DDP broadcasts rank 0's (restored) weights when it wraps
+            self.model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused),
+                                      self.precision)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         # what the user sees: rank 0 writes metrics.jsonl and the progress display
         self.log = RunLogger(self.out_dir, cfg.logging, cfg.optim.max_updates, enabled=info.is_main,
@@ -547,6 +635,9 @@ class Trainer:
         if self.sampler.num_dropped:
             self.log.info(f"skipping {self.sampler.num_dropped} of {len(self.dataset)} utterances shorter than "
                           f"data.min_sample_size ({cfg.data.min_sample_size} samples)")
+        self.result.precision = self._precision_note
+        if cfg.optim.precision == "auto":
+            self.log.info(f"precision: {self._precision_note}")
         if resumed_from is not None:
             self.log.info(f"resumed from {resumed_from} at update {self.state.update}")
         self._t0, self._wall0 = time.monotonic(), self.state.wall_seconds
@@ -679,6 +770,8 @@ class Trainer:
                 self._last_good = batch if info.enabled else None
             # seeded by the batch's global position: masks and dropout depend neither on the rank nor on a resume
             torch.manual_seed(micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size + info.rank))
+            if self._sharded:  # FSDP: every rank drops the same layers (its all-gathers must pair up)
+                D.seed_layerdrop(self.model, micro_batch_seed(cfg.seed, st.epoch, st.position + f * info.world_size))
             # only sync gradients on the last micro-batch of the update
             with D.no_sync(self.model, skip=f < update_freq - 1):
                 with self._autocast():
@@ -733,7 +826,7 @@ class Trainer:
                 p.grad.mul_(factor)
         clip = self.cfg.optim.clip_norm if self.cfg.optim.clip_norm > 0 else float("inf")
         if self._sharded:  # FSDP: the norm over all shards
-            return float(self.model.clip_grad_norm_(clip))
+            return D.clip_grad_norm(self.params, clip)
         return float(torch.nn.utils.clip_grad_norm_(self.params, clip))
 
     def _skip(self, finite_loss: bool) -> None:
