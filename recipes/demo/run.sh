@@ -22,11 +22,12 @@ lm_sentences=30000      # text-only sentences for the language model
 labeled_speakers=40     # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
 pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
-finetune_updates=1000   # fine-tuning updates
+finetune_updates=1200   # fine-tuning updates
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=1.0           # LM weight of the beam search (best of 0.5/1.0/2.0 on dev-clean, BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
 threads=                # CPU threads per training process (empty: one per core)
+dtype=auto              # training precision: auto (bf16 on CPUs/GPUs with bf16 units, else fp32), fp32, bf16
 seed=42                 # seed for corpus, splits and training
 nj=2                    # parallel jobs for synthesis and manifests
 . ../utils/parse_options.sh
@@ -59,7 +60,8 @@ fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ "$pretrain_updates" -gt 0 ] && [ ! -f "$dir/.pretrain.done" ]; then
   log "Stage 2: self-supervised pretraining of the tiny model on all training audio ($pretrain_updates updates)"
   w2v2 pretrain "$data/train-clean-100.tsv" --valid "$data/dev-clean.tsv" --config tiny \
-    --out "$dir/pretrain" --max-updates "$pretrain_updates" --seed "$seed" --resume auto "${thread_opt[@]}"
+    --out "$dir/pretrain" --max-updates "$pretrain_updates" --seed "$seed" --resume auto --dtype "$dtype" \
+    "${thread_opt[@]}"
   touch "$dir/.pretrain.done"
 fi
 
@@ -70,7 +72,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     [ "$model" = pretrained ] && init=$dir/pretrain/checkpoint_last
     log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_updates updates)"
     w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config tiny \
-      --out "$dir/finetune_$model" --max-updates "$finetune_updates" --seed "$seed" --resume auto "${thread_opt[@]}"
+      --out "$dir/finetune_$model" --max-updates "$finetune_updates" --seed "$seed" --resume auto --dtype "$dtype" \
+      "${thread_opt[@]}"
     touch "$dir/.finetune_$model.done"
   done
 fi
