@@ -4,6 +4,7 @@ checkpoint and marks it done. Real processes: synthesis, manifests, the recipe's
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -54,3 +55,36 @@ def test_demo_interrupted_in_pretraining_exits_130_and_continues(tmp_path):
     assert (exp / ".pretrain.done").is_file()
     updates = _updates(exp / "pretrain")
     assert max(updates) == 60 and len(updates) == len(set(updates))  # no update logged twice
+
+
+def test_demo_runs_end_to_end_at_toy_scale_and_reruns_as_a_no_op(tmp_path):
+    # every stage, tiny settings: synthesis -> manifests -> pretraining -> fine-tuning -> 4-gram -> decoding -> scoring
+    exp = tmp_path / "demo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    toy = TINY[:TINY.index("--stop-stage")] + TINY[TINY.index("--stop-stage") + 2:]
+    toy[toy.index("--pretrain-updates") + 1] = "20"
+    cmd = ["bash", str(RECIPES / "demo" / "run.sh"), "--dir", str(exp), *toy]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    for marker in (".synth.done", ".manifest.done", ".pretrain.done", ".finetune_pretrained.done", ".lm.done"):
+        assert (exp / marker).is_file(), marker
+    assert (exp / "pretrain" / "checkpoint_last").exists() and (exp / "finetune_pretrained" / "checkpoint_best").exists()
+    rows = (exp / "results.txt").read_text().splitlines()
+    assert rows[0].split() == ["model", "decoder", "WER", "%", "CER", "%", "utts"]
+    assert [r.split()[:2] for r in rows[1:]] == [["pretrained", "greedy"], ["pretrained", "4-gram"]]
+    n_test = len((exp / "data" / "test-clean.tsv").read_text().splitlines()) - 1
+    for decoder, row in zip(("viterbi", "beam"), rows[1:]):
+        out = exp / "decode" / f"pretrained_{decoder}"
+        assert len((out / "hyp.trn").read_text().splitlines()) == n_test  # one line per utterance, empty or not
+        summary = json.loads((out / "report" / "summary.json").read_text())
+        assert row.split()[-3:-1] == [f"{float(summary['wer']):.2f}", f"{float(summary['cer']):.2f}"]
+    assert all(r.split()[-1] == str(n_test) for r in rows[1:])
+
+    # again: the trained stages are skipped (done markers), decoding and scoring give the same table
+    trained = {p: p.stat().st_mtime_ns for p in exp.rglob("*.safetensors")}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    log = again.stdout + again.stderr
+    assert not any(f"Stage {n}:" in log for n in (0, 1, 2, 3, 4)), log[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in exp.rglob("*.safetensors")} == trained
+    assert (exp / "results.txt").read_text().splitlines() == rows
