@@ -71,19 +71,7 @@ dir=$(cd "$dir" && pwd)
 . ../utils/stages.sh
 data=$dir/data
 src=$corpus/LibriSpeech
-thread_opt=()
-[ -n "$threads" ] && thread_opt=(--threads "$threads")
-if [ -n "$launcher" ]; then
-  read -ra launch <<< "$launcher"
-elif [ "$ngpu" -gt 1 ]; then
-  launch=(torchrun --nproc-per-node "$ngpu" -m w2v2cli)
-else
-  launch=(w2v2)
-fi
-read -ra pretrain_extra <<< "$pretrain_opts"
-read -ra finetune_extra <<< "$finetune_opts"
-[ -n "$pretrain_updates" ] && pretrain_extra+=(--max-updates "$pretrain_updates")
-[ -n "$finetune_updates" ] && finetune_extra+=(--max-updates "$finetune_updates")
+. ../utils/train_options.sh  # thread_opt, launch, pretrain_extra, finetune_extra
 # the subsets present, in the paper's order (what stage 1 made manifests of)
 present() { local s; for s in "$@"; do [ -f "$data/$s.tsv" ] && echo "$s"; done; true; }
 train_sets() { present train-clean-100 train-clean-360 train-other-500; }

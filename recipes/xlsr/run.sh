@@ -58,19 +58,7 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 . ../utils/stages.sh
 data=$dir/data
-thread_opt=()
-[ -n "$threads" ] && thread_opt=(--threads "$threads")
-if [ -n "$launcher" ]; then
-  read -ra launch <<< "$launcher"
-elif [ "$ngpu" -gt 1 ]; then
-  launch=(torchrun --nproc-per-node "$ngpu" -m w2v2cli)
-else
-  launch=(w2v2)
-fi
-read -ra pretrain_extra <<< "$pretrain_opts"
-read -ra finetune_extra <<< "$finetune_opts"
-[ -n "$pretrain_updates" ] && pretrain_extra+=(--max-updates "$pretrain_updates")
-[ -n "$finetune_updates" ] && finetune_extra+=(--max-updates "$finetune_updates")
+. ../utils/train_options.sh  # thread_opt, launch, pretrain_extra, finetune_extra
 # one unit per language: "TAG KIND LANG EXT FOLDER" (TAG = cv_de, mls_de, ...)
 read -ra lang_specs <<< "$langs"
 units=$(python3 local/langs.py "$corpus" "$corpus_kind" "${lang_specs[@]}")
