@@ -9,6 +9,7 @@ is printed only with `w2v2 --debug ...`.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -69,7 +70,46 @@ def filesystem_message(err: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs the app, turning W2V2Error into a message and exit code."""
+    """Console-script entry point: runs the app, turning W2V2Error into a message and exit code.
+
+    In a torchrun worker the process then ends with `os._exit` (output flushed, `atexit` handlers run), skipping
+    interpreter finalization: rank 1 of a 2-rank gloo fine-tuning run that had finished and saved everything
+    sometimes aborted there ("terminate called without an active exception", SIGABRT; about 1 run in 100 here),
+    and torchrun then reported the whole run as failed. That message is what a C++ thread gets when it needs the
+    GIL while the interpreter is shutting down (Python stops it with pthread_exit); gloo's worker threads are the
+    known case (pytorch/pytorch PR 179291)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        _main(argv)
+        return
+    try:
+        _main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    _leave(code)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)  # what `sys.exit("message")` prints
+    return 1
+
+
+def _leave(code: int) -> None:
+    """Ends the process now, skipping interpreter finalization: streams flushed and `atexit` handlers run first."""
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         code = app(args=argv, standalone_mode=False)

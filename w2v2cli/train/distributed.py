@@ -74,8 +74,14 @@ def init_distributed(cfg: DistributedConfig, device: torch.device) -> DistInfo:
     return info
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = False) -> None:
+    """Leaves the process group. After a run that `finished` on this rank the ranks first meet at a barrier, so no
+    rank tears its communication threads down while another still talks to it (rank 1 could abort at exit with
+    "terminate called without an active exception" while rank 0 was still printing its summary, and torchrun then
+    reported a completed run as failed). After an error there is no barrier: the other ranks may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

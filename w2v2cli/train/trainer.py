@@ -27,6 +27,7 @@ skipped up to `data.max_bad_files` files.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -559,6 +560,7 @@ class Trainer:
         # device and distributed environment (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
         self.device = D.pick_device(self.cfg.device, D.env_info())
         self.info = D.init_distributed(self.cfg.distributed, self.device)
+        finished = False
         try:
             self._setup()
             try:
@@ -567,9 +569,20 @@ class Trainer:
                     self._finish()
             finally:
                 self.log.close()
-            return self._result()
+            result = self._result()
+            finished = True
+            return result
         finally:
-            D.shutdown()
+            self._release()
+            D.shutdown(finished)
+
+    def _release(self) -> None:
+        """Drops the model, optimizer and data loaders before the process group goes: DDP's reducer holds the group,
+        and freeing it later, during interpreter shutdown, would tear the group's threads down out of order."""
+        for name in ("model", "raw_model", "optimizer", "params", "loader", "valid_loader", "scaler"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+        gc.collect()
 
     def _setup(self) -> None:
         """Top-down: data, model, optimizer, precision, resume, distributed wrapper, logger."""
