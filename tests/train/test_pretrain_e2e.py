@@ -134,6 +134,43 @@ def test_signal_saves_exits_non_zero_and_resumes_exactly(few, reference, tmp_pat
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
 
 
+def _state(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_the_whole_process_group_still_saves_and_stops_cleanly(few, tmp_path, sig, status):
+    """`timeout`, SLURM's scancel and Ctrl-C signal every process of the job, the data loader's workers too: the
+    run must still save and stop as when only the main process is signalled (a SIGTERMed worker used to crash
+    it: "DataLoader worker ... is killed by signal: Terminated", no checkpoint of the stop)."""
+    run, many = tmp_path / "run", tmp_path / "many.tsv"
+    rows = few.read_text().splitlines()
+    many.write_text("\n".join([rows[0]] + rows[1:] * 40) + "\n")  # an epoch outlasts the test: workers stay up
+    cmd = _cmd(many, run, "--max-updates", "200", "--set", "data.num_workers=2",
+               "--set", "checkpoint.save_interval_updates=1000")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        workers: list[str] = []  # the loader's worker processes, alive (not zombies)
+        while proc.poll() is None and (_last_update(run) < 2 or len(workers) < 2):
+            found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            workers = [pid for pid in found if _state(pid) not in ("Z", "")]
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        os.killpg(proc.pid, sig)  # the main process and its workers
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == status, err[-2000:]
+    assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
+    at = max(_losses(run))
+    assert (run / "checkpoints" / f"update_{at:08d}" / "trainer_state.pt").is_file()
+
+
 def test_torchrun_two_processes_match_one_with_update_freq_2(few, tmp_path):
     n = 6
     # one validation utterance: with 2 ranks, one rank has no validation batch at all (this used to hang)

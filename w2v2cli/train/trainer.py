@@ -224,8 +224,13 @@ class _Stopper:
             signal.signal(sig, old)
 
 
-def _ignore_sigint(_worker_id: int) -> None:  # DataLoader workers: the main process handles Ctrl-C
+def _leave_signals_to_main(_worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT and SIGTERM: the main process stops the run at the end of the update and
+    saves. Ctrl-C reaches the whole foreground process group, and so does SIGTERM from `timeout`, SLURM's
+    `scancel` or a preempting scheduler; a worker killed by it made the run crash ("DataLoader worker is killed by
+    signal: Terminated") instead of saving. A worker still exits when the main process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @dataclass
@@ -386,7 +391,7 @@ class Trainer:
                                          world_size=info.world_size, wrap=self.cfg.distributed.fsdp)
             ds.max_sample_size = max_size
         loader = make_loader(ds, sampler, num_workers=d.num_workers, prefetch_factor=d.prefetch_factor,
-                             pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_sigint)
+                             pin_memory=self.device.type == "cuda", worker_init_fn=_leave_signals_to_main)
         return ds, sampler, loader
 
     # -- checkpoints ----------------------------------------------------------------------------------------
