@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> None:
 
     In a torchrun worker the process then ends with `os._exit` (output flushed, `atexit` handlers run), skipping
     interpreter finalization: rank 1 of a 2-rank gloo fine-tuning run that had finished and saved everything
-    sometimes aborted there ("terminate called without an active exception", SIGABRT; about 1 run in 100 here),
-    and torchrun then reported the whole run as failed. That message is what a C++ thread gets when it needs the
-    GIL while the interpreter is shutting down (Python stops it with pthread_exit); gloo's worker threads are the
-    known case (pytorch/pytorch PR 179291)."""
+    sometimes aborted there ("terminate called without an active exception", SIGABRT; 1 of ~170 runs of a 2-rank
+    loop here, more often inside the full test suite), and torchrun then reported the whole run as failed. That
+    message is what a C++ thread gets when it needs the GIL while the interpreter is shutting down (Python stops
+    it with pthread_exit); gloo's worker threads are the known case (pytorch/pytorch PR 179291)."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         _main(argv)
         return
