@@ -73,3 +73,7 @@ def test_a_torchrun_worker_ends_with_the_right_code_its_output_flushed_and_atexi
     res = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "single"), "--version"], capture_output=True,
                          text=True)  # one process: the normal exit, finalization included
     assert res.returncode == 0 and "finalized" in res.stderr
+    env["WORLD_SIZE"] = "two"  # malformed: a plain process here (training names the bad variable), no traceback
+    res = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "bad"), "--version"], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode == 0 and "Traceback" not in res.stderr and "finalized" in res.stderr

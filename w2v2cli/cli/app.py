@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     loop here, more often inside the full test suite), and torchrun then reported the whole run as failed. That
     message is what a C++ thread gets when it needs the GIL while the interpreter is shutting down (Python stops
     it with pthread_exit); gloo's worker threads are the known case (pytorch/pytorch PR 179291)."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+    if not _torchrun_worker():
         _main(argv)
         return
     try:
@@ -87,6 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         code = _exit_code(exc)
     _leave(code)
+
+
+def _torchrun_worker() -> bool:
+    """True in one of several torchrun processes. A malformed WORLD_SIZE is not guessed at here: training reports
+    it as a bad torchrun environment (`w2v2cli.train.distributed.env_info`)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
 
 
 def _exit_code(exc: SystemExit) -> int:

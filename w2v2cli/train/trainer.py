@@ -583,7 +583,7 @@ class Trainer:
 
     def _release(self) -> None:
         """Drops the model, optimizer and data loaders before the process group goes: DDP's reducer holds the group,
-        and freeing it later, during interpreter shutdown, would tear the group's threads down out of order."""
+        so the group's threads then stop inside `destroy_process_group`, not whenever the trainer is freed."""
         for name in ("model", "raw_model", "optimizer", "params", "loader", "valid_loader", "scaler"):
             if hasattr(self, name):
                 setattr(self, name, None)
