@@ -12,8 +12,8 @@ Stages (each is skipped when its output is complete, so a re-run continues):
 3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for at most `--pretrain-updates` updates
    or `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and stops).
 4. For each seed: `w2v2 finetune --config tiny` with the same labelled subset, updates and validation on
-   dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); the two runs of a seed
-   run side by side, one thread each.
+   dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time,
+   one thread each (a finished run, marked `.done`, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
    reduction from pretraining (the goal: at least 20 %), for both choices.
@@ -82,10 +82,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("exp/bench_pretrain_vs_scratch"))
     ap.add_argument("--hours", type=float, default=2.0, help="training audio to synthesise (unlabelled pool)")
     ap.add_argument("--speakers", type=int, default=40, help="voices in the unlabelled pool")
-    ap.add_argument("--labeled-speakers", type=int, default=8, help="voices of the labelled subset")
-    ap.add_argument("--labeled-minutes", type=float, default=15.0, help="labelled audio for fine-tuning")
+    ap.add_argument("--labeled-speakers", type=int, default=4, help="voices of the labelled subset")
+    ap.add_argument("--labeled-minutes", type=float, default=10.0, help="labelled audio for fine-tuning")
     ap.add_argument("--pretrain-updates", type=int, default=20000)
-    ap.add_argument("--pretrain-minutes", type=float, default=25.0, help="wall-time cap of pretraining")
+    ap.add_argument("--pretrain-minutes", type=float, default=38.0,
+                    help="wall-time cap of pretraining (38: the whole command fits in ~60 min on 2 cores)")
     ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for pretraining")
     ap.add_argument("--pretrain-threads", type=int, default=2)
     ap.add_argument("--finetune-updates", type=int, default=600)
@@ -138,25 +139,35 @@ def main() -> None:
                "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
     log(f"pretraining: {pt_info['updates']} updates in {pt_info['seconds'] / 60:.1f} min; last {pt_info['last']}")
 
-    # 4. fine-tuning: per seed, pretrained and scratch side by side (one thread each)
-    results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
-    last: dict[str, dict] = {"pretrained": {}, "scratch": {}}
-    for seed in range(1, args.seeds + 1):
-        procs = {}
-        for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none")):
+    # 4. fine-tuning: pretrained and scratch for every seed, two runs at a time (one thread each)
+    jobs = [(name, init, seed) for seed in range(1, args.seeds + 1)
+            for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none"))
+            if not (work / f"ft-{name}-s{seed}" / ".done").exists()]
+    running: list[tuple] = []
+    while jobs or running:
+        while jobs and len(running) < 2:
+            name, init, seed = jobs.pop(0)
             out = work / f"ft-{name}-s{seed}"
-            if (out / ".done").exists():
-                continue
             cmd = finetune_cmd(w2v2, labeled, data, out, init, args, seed)
             log(" ".join(cmd))
             logf = open(work / f"ft-{name}-s{seed}.log", "a", encoding="utf-8")
-            procs[name] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out)
-        for name, (proc, logf, out) in procs.items():
-            rc = proc.wait()
+            running.append((subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out))
+        done = [r for r in running if r[0].poll() is not None]
+        if not done:
+            time.sleep(1.0)
+            continue
+        for proc, logf, out in done:
+            running.remove((proc, logf, out))
             logf.close()
-            if rc != 0:
-                sys.exit(f"fine-tuning {name} seed {seed} failed with exit code {rc}; see {logf.name}")
+            if proc.returncode != 0:
+                for other, _, _ in running:  # no run left behind
+                    other.terminate()
+                    other.wait()
+                sys.exit(f"fine-tuning {out.name} failed with exit code {proc.returncode}; see {logf.name}")
             (out / ".done").write_text("")
+    results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
+    last: dict[str, dict] = {"pretrained": {}, "scratch": {}}
+    for seed in range(1, args.seeds + 1):
         for name in results:
             out = work / f"ft-{name}-s{seed}"
             results[name][seed] = test_scores(out / "checkpoint_best", data / "test-clean.tsv")
