@@ -24,6 +24,7 @@ Results: WORK/results.json and the table on stdout.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import signal
@@ -75,6 +76,12 @@ def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
 
     res = evaluate_ctc(ckpt, [test])
     return {"wer": round(float(res["wer"]), 4), "cer": round(float(res["cer"]), 4)}
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """True when two checkpoints hold byte-identical weights (checkpoint_best is a copy, not a link)."""
+    fa, fb = a / "model.safetensors", b / "model.safetensors"
+    return fa.is_file() and fb.is_file() and filecmp.cmp(fa, fb, shallow=False)
 
 
 def main() -> None:
@@ -170,8 +177,10 @@ def main() -> None:
     for seed in range(1, args.seeds + 1):
         for name in results:
             out = work / f"ft-{name}-s{seed}"
-            results[name][seed] = test_scores(out / "checkpoint_best", data / "test-clean.tsv")
-            last[name][seed] = test_scores(out / "checkpoint_last", data / "test-clean.tsv")
+            best, final = out / "checkpoint_best", out / "checkpoint_last"
+            results[name][seed] = test_scores(best, data / "test-clean.tsv")
+            last[name][seed] = (results[name][seed] if same_weights(best, final)  # the best was the last: score once
+                                else test_scores(final, data / "test-clean.tsv"))
             log(f"seed {seed} {name}: test {results[name][seed]} (checkpoint_best), {last[name][seed]} (last)")
 
     # 5. the table: checkpoint_best (by dev CER) and the last checkpoint
