@@ -230,7 +230,7 @@ def _labelled_subset(src: Path, dst: Path, n: int) -> Path:
 
 
 LOGITS_WORKER = textwrap.dedent('''
-    import sys
+    import gc, sys
     import torch
     from safetensors.torch import save_file
     from w2v2cli.checkpoint.io import read_checkpoint_meta
@@ -255,7 +255,10 @@ LOGITS_WORKER = textwrap.dedent('''
         logits, _ = model(waves)
     if info.is_main:
         save_file({"logits": logits.contiguous()}, out)
-    D.shutdown()
+    # as the trainer does: meet, drop what holds the group, then leave it (no rank tears down while another talks)
+    del model
+    gc.collect()
+    D.shutdown(finished=True)
 ''')
 
 
