@@ -133,3 +133,30 @@ def test_early_stopping_on_validation_wer(four, tmp_path):
     wers = [r["wer"] for r in _records(tmp_path / "ft") if r.get("split") == "valid"]
     assert len(wers) == 3 and wers[0] == wers[1] == wers[2]
     assert load_checkpoint(result.best_checkpoint).provenance["update"] == 1
+
+
+def test_evaluating_an_all_blank_checkpoint_warns_about_the_checkpoint(four, tmp_path):
+    """The warning names the checkpoint and manifest, not a training config the evaluation does not have."""
+    import io
+
+    from rich.console import Console
+
+    from w2v2cli.checkpoint.io import save_checkpoint
+    from w2v2cli.model import build_model
+
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    cfg = training_preset("tiny_ctc").model
+    cfg = type(cfg)(**{**cfg.__dict__, "vocab_size": len(vocab)})
+    model = build_model(cfg, "ctc")
+    with torch.no_grad():  # every frame says blank
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[vocab.blank] = 50.0
+    ckpt = save_checkpoint(tmp_path / "blank", model, cfg, "ctc", vocab=vocab)
+    out = io.StringIO()
+    metrics = evaluate_ctc(ckpt, [four], console=Console(file=out, width=300))
+    assert metrics["empty_frac"] == 1.0 and metrics["wer"] == 1.0
+    text = " ".join(out.getvalue().split())
+    assert f"{ckpt}: 100% of the hypotheses on {four.name} are empty" in text
+    assert "mean blank posterior 1.000" in text and "all-blank phase" in text
+    assert "optim.lr" not in text and "update 0" not in text

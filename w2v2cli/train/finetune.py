@@ -423,6 +423,10 @@ def evaluate_ctc(checkpoint: str | os.PathLike, manifests: Sequence[str | os.Pat
     sampler = BucketBatchSampler(ds.sizes, max(max_tokens, longest), longest, 0, 0, pad=True, shuffle=False)
     sampler.set_epoch(1, 0)
     metrics = evaluate(ckpt.model, task, make_loader(ds, sampler), torch.device(device))
-    for _, text in task.valid_health(metrics, 0):
-        log.warn(None, text)
+    if metrics.get("empty_frac", 0.0) >= ALL_BLANK_EMPTY_SHARE:
+        # not valid_health: its causes name a training config (update, lr, freezing) that an evaluation does not have
+        log.warn(None, f"{checkpoint}: {metrics['empty_frac']:.0%} of the hypotheses on "
+                       f"{', '.join(Path(m).name for m in manifests)} are empty (mean blank posterior "
+                       f"{metrics.get('blank_prob', float('nan')):.3f}): the model emits only blanks; it had not "
+                       "left CTC's all-blank phase when it was saved (its training log's warnings say why)")
     return metrics
