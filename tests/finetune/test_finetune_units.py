@@ -293,3 +293,34 @@ def test_targets_use_the_manifest_the_trainer_read(four):
     short = replace(parsed, entries=[replace(e, num_samples=1) for e in parsed.entries])
     task.targets(four, short)
     assert task.infeasible == {str(four): 4} and "4 of 4 utterances" in task.data_warnings()[0]
+
+
+def test_reinit_layers_resets_the_top_layers_of_a_pretrained_init_only(four, pretrain_ckpt, tmp_path):
+    from w2v2cli.train.finetune import resolve_finetune
+
+    cfg, task = resolve_finetune([four], tmp_path / "a", init=str(pretrain_ckpt), config="tiny",
+                                 overrides=["task.reinit_layers=2"])
+    assert cfg.model.encoder_layers == 4 and task.reinit_prefixes(cfg) == ("encoder.layers.2.", "encoder.layers.3.")
+    torch.manual_seed(0)
+    state = task.build_model(cfg).wav2vec2.state_dict()
+    torch.manual_seed(0)
+    fresh = build_model(cfg.model, "ctc").wav2vec2.state_dict()
+    pretrained = task.init.encoder_state
+    assert state.keys() == pretrained.keys()
+    top = [k for k in state if k.startswith(("encoder.layers.2.", "encoder.layers.3."))]
+    assert len(top) == 32  # 16 tensors per layer
+    for key in state:
+        want = fresh[key] if key in top else pretrained[key]
+        assert torch.equal(state[key], want), key
+    assert not torch.equal(state["encoder.layers.3.ffn.fc1.weight"], pretrained["encoder.layers.3.ffn.fc1.weight"])
+    # more layers than the model has: one clear error naming the key
+    with pytest.raises(ConfigError, match="task.reinit_layers = 5 is more than the model's 4"):
+        resolve_finetune([four], tmp_path / "b", init=str(pretrain_ckpt), config="tiny",
+                         overrides=["task.reinit_layers=5"])
+    # a fine-tuned (CTC) init keeps every layer
+    from w2v2cli.checkpoint.io import save_checkpoint
+
+    ctc = save_checkpoint(tmp_path / "ctc", task.build_model(cfg), cfg.model, "ctc", vocab=task.vocab)
+    cfg2, task2 = resolve_finetune([four], tmp_path / "c", init=str(ctc), config="tiny",
+                                   overrides=["task.reinit_layers=2"])
+    assert task2.reinit_prefixes(cfg2) == ()

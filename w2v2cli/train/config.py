@@ -54,6 +54,9 @@ class TaskConfig:
     vocab: str = "letters"  # letters | spm
     vocab_size: int = 0  # spm only
     freeze_finetune_updates: int = 0  # only the output layer trains before this update
+    # re-initialise the top N transformer layers of a pretrained --init: the last layers specialise in the
+    # contrastive task and carry less of the phonetic content than the middle ones (Pasad et al., ASRU 2021)
+    reinit_layers: int = 0
     zero_infinity: bool = True
 
     def __post_init__(self) -> None:
@@ -63,6 +66,8 @@ class TaskConfig:
             raise ConfigError(f"task.labels must be 'ltr' or 'wrd', got {self.labels!r}")
         if self.vocab not in ("letters", "spm"):
             raise ConfigError(f"task.vocab must be 'letters' or 'spm', got {self.vocab!r}")
+        if self.reinit_layers < 0:
+            raise ConfigError(f"task.reinit_layers must be >= 0, got {self.reinit_layers}")
 
 
 @dataclass
@@ -232,6 +237,9 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.task.name == "pretrain" and self.model.vocab_size:
             raise ConfigError("model.vocab_size must be 0 for pretraining (task.name: pretrain)")
+        if self.task.reinit_layers > self.model.encoder_layers:
+            raise ConfigError(f"task.reinit_layers = {self.task.reinit_layers} is more than the model's "
+                              f"{self.model.encoder_layers} transformer layers (model.encoder_layers)")
 
 
 def _tiny() -> dict[str, Any]:

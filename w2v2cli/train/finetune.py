@@ -20,7 +20,8 @@ What happens, in the order of the paper's fine-tuning recipe (wav2vec 2.0 paper,
   fairseq `.pt`, via `load_model_any`); the fine-tuning preset supplies regularisation and masking (`REG_FIELDS`:
   dropouts, layerdrop, time/channel masks, feature_grad_mult 0 = frozen feature encoder) and `vocab_size` is
   `len(vocab)`. The encoder weights are copied into a fresh CTC model whose output layer is new (kept only when
-  the init is a CTC model with the same vocabulary). `--init none` trains the preset's architecture from scratch.
+  the init is a CTC model with the same vocabulary). `task.reinit_layers` > 0 re-initialises that many top
+  transformer layers of a pretrained (not a CTC) init. `--init none` trains the preset's architecture from scratch.
 * Training: the shared loop (`w2v2cli.train.trainer.train`). For the first `task.freeze_finetune_updates` updates
   the whole wav2vec2 encoder is frozen and only the output layer learns; CTC loss summed over frames with
   `zero_infinity`, normalised by the number of target tokens; tri-stage learning rate from the preset.
@@ -143,10 +144,24 @@ class CTCTask:
 
         model = build_model(cfg.model, "ctc")
         if self.init is not None:
-            load_state_strict(model.wav2vec2, self.init.encoder_state, f"--init {self.init.spec}")
+            state = self.init.encoder_state
+            top = self.reinit_prefixes(cfg)
+            if top:  # those layers keep the fresh model's random initialisation
+                fresh = model.wav2vec2.state_dict()
+                state = {k: (fresh[k] if k.startswith(top) else v) for k, v in state.items()}
+            load_state_strict(model.wav2vec2, state, f"--init {self.init.spec}")
             if self.init.head_state is not None and self.init.vocab is not None and self.init.vocab == self.vocab:
                 model.lm_head.load_state_dict(self.init.head_state)  # same outputs: keep the trained head
         return model
+
+    def reinit_prefixes(self, cfg: TrainConfig) -> tuple[str, ...]:
+        """State-dict prefixes of the top `task.reinit_layers` transformer layers to re-initialise: only for a
+        pretrained init (a CTC init has already been fine-tuned; its top layers are what it learned)."""
+        n = cfg.task.reinit_layers
+        if not n or self.init is None or self.init.kind == "ctc":
+            return ()
+        layers = cfg.model.encoder_layers
+        return tuple(f"encoder.layers.{i}." for i in range(layers - n, layers))
 
     def targets(self, manifest: Path, parsed: Manifest | None = None) -> list[list[int]]:
         """Label ids per entry of `manifest`; `parsed`: the manifest as the trainer read it (None: read here)."""
@@ -379,8 +394,15 @@ def run_finetuning(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | Non
     out = Path(out_dir)
     if task.init is not None and int(os.environ.get("RANK", "0")) == 0:
         out.mkdir(parents=True, exist_ok=True)
+        top = task.reinit_prefixes(cfg)
         save_yaml({"init": task.init.spec, "kind": task.init.kind, "provenance": task.init.provenance,
-                   "vocab_source": task.vocab_source}, out / "init.yaml")
+                   "vocab_source": task.vocab_source, "reinit_layers": len(top)}, out / "init.yaml")
+        if top:
+            console.print(f"re-initialised the top {len(top)} of {cfg.model.encoder_layers} transformer layers of "
+                          f"the pretrained model (task.reinit_layers)", highlight=False)
+        elif cfg.task.reinit_layers:
+            console.print(f"note: task.reinit_layers = {cfg.task.reinit_layers} ignored: --init is a fine-tuned "
+                          "(CTC) model, all its layers are kept", highlight=False)
     if not cfg.data.valid:
         console.print("[yellow]note:[/] no --valid manifest: no WER, no checkpoint_best, no early stopping",
                       highlight=False)
