@@ -67,6 +67,8 @@ def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_d
     sets = FAST + ["task.freeze_finetune_updates=100", "model.feature_grad_mult=0.0"]
     cfg, task = resolve_finetune([four], out, init=str(hf_dir), config="tiny", overrides=sets, max_updates=3)
     assert (cfg.model.encoder_embed_dim, cfg.model.encoder_layers, cfg.model.conv_dim) == (48, 2, 32)  # from --init
+    # the preset re-initialises 2 top layers; of a 2-layer model that would be the whole transformer: not applied
+    assert training_preset("tiny_ctc").task.reinit_layers == 2 and cfg.task.reinit_layers == 0
     recipe = training_preset("tiny_ctc").model
     assert (cfg.model.mask_prob, cfg.model.mask_channel_prob, cfg.model.feature_grad_mult) == \
         (recipe.mask_prob, recipe.mask_channel_prob, 0.0)
@@ -105,6 +107,7 @@ def test_init_from_our_pretraining_checkpoint(four, pretrain_ckpt, tmp_path):
     assert (saved_pre.cfg.mask_prob, saved_pre.cfg.mask_channel_prob) == (pre_recipe.mask_prob,
                                                                           pre_recipe.mask_channel_prob)
     assert "wer" in result.valid_metrics and "kind: pretrain" in (out / "init.yaml").read_text()
+    assert "reinit_layers: 2" in (out / "init.yaml").read_text()  # the preset's, of 4 layers
 
 
 def test_sentencepiece_vocabulary_run(four, tmp_path):
