@@ -11,7 +11,8 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    (`recipes/utils/subset_speakers.sh`).
 3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for at most `--pretrain-updates` updates
    or `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and stops).
-4. For each seed: `w2v2 finetune --config tiny` with the same labelled subset, updates and validation on
+4. For each seed: `w2v2 finetune --config tiny` (time masks `--finetune-mask-prob`, 0.3) with the same
+   labelled subset, updates and validation on
    dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time,
    one thread each (a finished run, marked `.done`, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
@@ -67,7 +68,7 @@ def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: st
                    "--set", "logging.log_interval=50",
                    "--set", f"checkpoint.validate_interval_updates={args.validate_every}",
                    "--set", f"checkpoint.save_interval_updates={args.validate_every}",
-                   "--set", "checkpoint.best_metric=cer"] + \
+                   "--set", "checkpoint.best_metric=cer", "--set", f"model.mask_prob={args.finetune_mask_prob}"] + \
         [x for kv in args.finetune_set for x in ("--set", kv)]
 
 
@@ -97,6 +98,9 @@ def main() -> None:
     ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for pretraining")
     ap.add_argument("--pretrain-threads", type=int, default=2)
     ap.add_argument("--finetune-updates", type=int, default=600)
+    ap.add_argument("--finetune-mask-prob", type=float, default=0.3,
+                    help="time masks while fine-tuning, both inits (tiny_ctc has 0.1, measured on the demo's larger "
+                         "labelled set; 10 min from 4 voices over-fit with it: BENCHMARKS.md, 'Fifth search')")
     ap.add_argument("--finetune-set", action="append", default=[], help="extra --set for fine-tuning")
     ap.add_argument("--validate-every", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds (pretrained and scratch each)")
