@@ -83,6 +83,10 @@ def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_d
         assert torch.equal(initial[f"wav2vec2.{key}"], value), key
     assert not torch.equal(final["lm_head.weight"], initial["lm_head.weight"])  # the head learned
     assert (out / "init.yaml").read_text().startswith(f"init: {hf_dir}")
+    # resuming takes the architecture from the run's checkpoint (2 layers): the preset's count is dropped there too
+    cfg, task = resolve_finetune([four], out, init=str(hf_dir), config="tiny", overrides=sets, max_updates=4,
+                                 resume="auto")
+    assert task.init is None and cfg.model.encoder_layers == 2 and cfg.task.reinit_layers == 0
 
 
 def test_init_from_our_pretraining_checkpoint(four, pretrain_ckpt, tmp_path):

@@ -349,11 +349,12 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
                                         init_w.vocab if init_w is not None else None)
     model_cfg = finetune_model_config(arch, cfg.model, len(the_vocab))
     explicit = {text.split("=", 1)[0].strip() for text in overrides}
-    if (init_w is not None and cfg.task.reinit_layers >= model_cfg.encoder_layers
-            and "task.reinit_layers" not in explicit):
-        # the preset's count is meant for deeper models: never re-initialise a whole transformer unasked
-        console.print(f"note: task.reinit_layers = {cfg.task.reinit_layers} of the preset not applied: --init "
-                      f"{init_spec} has {model_cfg.encoder_layers} transformer layers", highlight=False)
+    if cfg.task.reinit_layers >= model_cfg.encoder_layers and "task.reinit_layers" not in explicit:
+        # the preset's count is meant for deeper models: never re-initialise a whole transformer unasked (also
+        # when resuming such a run, whose architecture then comes from its own checkpoint)
+        if init_w is not None:
+            console.print(f"note: task.reinit_layers = {cfg.task.reinit_layers} of the preset not applied: --init "
+                          f"{init_spec} has {model_cfg.encoder_layers} transformer layers", highlight=False)
         cfg = replace(cfg, task=replace(cfg.task, reinit_layers=0))
     cfg = replace(cfg, model=model_cfg)
     task = CTCTask(cfg, the_vocab, init=init_w, vocab_source=source)
