@@ -348,7 +348,7 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
         the_vocab, source = build_vocab(manifests, cfg.task.vocab, cfg.task.labels, cfg.task.vocab_size, spm_type,
                                         init_w.vocab if init_w is not None else None)
     model_cfg = finetune_model_config(arch, cfg.model, len(the_vocab))
-    explicit = {text.split("=", 1)[0].strip() for text in overrides}
+    explicit = _override_keys(overrides)
     if cfg.task.reinit_layers >= model_cfg.encoder_layers and "task.reinit_layers" not in explicit:
         # the preset's count is meant for deeper models: never re-initialise a whole transformer unasked (also
         # when resuming such a run, whose architecture then comes from its own checkpoint)
@@ -373,12 +373,17 @@ def resolve_finetune(train_manifests: Sequence[str | os.PathLike], out_dir: str 
     return finetune_task(cfg, out_dir, init, resume, spm_type, overrides, console)
 
 
+def _override_keys(overrides: Sequence[str]) -> set[str]:
+    """The dotted keys that --set strings ('k=v') name: what the user set explicitly, not the preset."""
+    return {text.split("=", 1)[0].strip() for text in overrides}
+
+
 def from_scratch_config(cfg: TrainConfig, overrides: Sequence[str], console: Console) -> TrainConfig:
     """`--init none`: the fine-tuning presets freeze the feature encoder (feature_grad_mult 0) and, for the first
     `freeze_finetune_updates`, the transformer, because a pretrained model should keep what it learned. Without
     pretraining those parts are random, and freezing them would train on fixed random features: the baseline that
     shows what pretraining buys must train the whole model. Explicit --set values are kept."""
-    explicit = {text.split("=", 1)[0].strip() for text in overrides}
+    explicit = _override_keys(overrides)
     changes = []
     if cfg.model.feature_grad_mult == 0 and "model.feature_grad_mult" not in explicit:
         cfg = replace(cfg, model=replace(cfg.model, feature_grad_mult=1.0))
