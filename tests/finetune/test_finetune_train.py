@@ -145,6 +145,7 @@ def test_early_stopping_on_validation_wer(four, tmp_path):
 def test_evaluating_an_all_blank_checkpoint_warns_about_the_checkpoint(four, tmp_path):
     """The warning names the checkpoint and manifest, not a training config the evaluation does not have."""
     import io
+    from dataclasses import replace
 
     from rich.console import Console
 
@@ -152,8 +153,7 @@ def test_evaluating_an_all_blank_checkpoint_warns_about_the_checkpoint(four, tmp
     from w2v2cli.model import build_model
 
     vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
-    cfg = training_preset("tiny_ctc").model
-    cfg = type(cfg)(**{**cfg.__dict__, "vocab_size": len(vocab)})
+    cfg = replace(training_preset("tiny_ctc").model, vocab_size=len(vocab))
     model = build_model(cfg, "ctc")
     with torch.no_grad():  # every frame says blank
         model.lm_head.weight.zero_()
