@@ -324,3 +324,40 @@ def test_reinit_layers_resets_the_top_layers_of_a_pretrained_init_only(four, pre
     cfg2, task2 = resolve_finetune([four], tmp_path / "c", init=str(ctc), config="tiny",
                                    overrides=["task.reinit_layers=2"])
     assert task2.reinit_prefixes(cfg2) == ()
+
+
+def test_pretrained_lr_scale_slows_the_init_weights_only(four, pretrain_ckpt, tmp_path):
+    from w2v2cli.train.finetune import resolve_finetune
+    from w2v2cli.train.optim import build_optimizer, set_lr
+
+    cfg, task = resolve_finetune([four], tmp_path / "a", init=str(pretrain_ckpt), config="tiny",
+                                 overrides=["task.reinit_layers=2", "task.pretrained_lr_scale=0.25"])
+    model = task.build_model(cfg)
+    scales = task.lr_scales(model)
+    assert set(scales.values()) == {0.25}
+    assert "wav2vec2.feature_extractor.conv_layers.0.conv.weight" in scales
+    assert "wav2vec2.encoder.layers.1.ffn.fc1.weight" in scales
+    assert not any(n.startswith(("lm_head.", "wav2vec2.encoder.layers.2.", "wav2vec2.encoder.layers.3."))
+                   for n in scales)
+    opt = build_optimizer(model, cfg.optim, scales)
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 0.25]
+    set_lr(opt, 1e-3)
+    assert [g["lr"] for g in opt.param_groups] == [1e-3, 0.25e-3]
+    # Adam's first step moves every weight by about lr (m / sqrt(v) = 1 for a constant gradient), no decay here
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    moved = {n: float((before[n] - p.detach()).abs().max()) for n, p in model.named_parameters()}
+    assert moved["lm_head.weight"] == pytest.approx(1e-3, rel=1e-3)
+    assert moved["wav2vec2.encoder.layers.3.ffn.fc1.weight"] == pytest.approx(1e-3, rel=1e-3)
+    assert moved["wav2vec2.encoder.layers.1.ffn.fc1.weight"] == pytest.approx(0.25e-3, rel=1e-3)
+    assert moved["wav2vec2.feature_extractor.conv_layers.0.conv.weight"] == pytest.approx(0.25e-3, rel=1e-3)
+    # from scratch there is nothing pretrained: one group at the full lr
+    cfg0, task0 = resolve_finetune([four], tmp_path / "b", init="none", config="tiny",
+                                   overrides=["task.pretrained_lr_scale=0.25"])
+    assert task0.lr_scales(task0.build_model(cfg0)) == {}
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="task.pretrained_lr_scale must be in"):
+            resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config="tiny",
+                             overrides=[f"task.pretrained_lr_scale={bad}"])

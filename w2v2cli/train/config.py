@@ -57,6 +57,9 @@ class TaskConfig:
     # re-initialise the top N transformer layers of a pretrained --init: the last layers specialise in the
     # contrastive task and carry less of the phonetic content than the middle ones (Pasad et al., ASRU 2021)
     reinit_layers: int = 0
+    # learning-rate multiplier for the weights an --init brings (not the output layer, not re-initialised
+    # layers): below 1 the new parts learn faster than the pretrained ones (discriminative fine-tuning)
+    pretrained_lr_scale: float = 1.0
     zero_infinity: bool = True
 
     def __post_init__(self) -> None:
@@ -68,6 +71,8 @@ class TaskConfig:
             raise ConfigError(f"task.vocab must be 'letters' or 'spm', got {self.vocab!r}")
         if self.reinit_layers < 0:
             raise ConfigError(f"task.reinit_layers must be >= 0, got {self.reinit_layers}")
+        if not 0 < self.pretrained_lr_scale <= 1:
+            raise ConfigError(f"task.pretrained_lr_scale must be in (0, 1], got {self.pretrained_lr_scale}")
 
 
 @dataclass

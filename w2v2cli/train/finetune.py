@@ -24,7 +24,8 @@ What happens, in the order of the paper's fine-tuning recipe (wav2vec 2.0 paper,
   transformer layers of a pretrained (not a CTC) init. `--init none` trains the preset's architecture from scratch.
 * Training: the shared loop (`w2v2cli.train.trainer.train`). For the first `task.freeze_finetune_updates` updates
   the whole wav2vec2 encoder is frozen and only the output layer learns; CTC loss summed over frames with
-  `zero_infinity`, normalised by the number of target tokens; tri-stage learning rate from the preset.
+  `zero_infinity`, normalised by the number of target tokens; tri-stage learning rate from the preset, times
+  `task.pretrained_lr_scale` for the weights that came from the --init.
 * Validation (every `checkpoint.validate_interval_updates`): CTC loss per token, greedy decoding, WER and CER as
   fractions (0.25 = 25 %, counted with w2v2cli.score, sclite's alignment); `checkpoint_best` by `wer`.
   A model that emits (almost) only blanks is reported with the likely causes.
@@ -162,6 +163,16 @@ class CTCTask:
             return ()
         layers = cfg.model.encoder_layers
         return tuple(f"encoder.layers.{i}." for i in range(layers - n, layers))
+
+    def lr_scales(self, model: nn.Module) -> dict[str, float]:
+        """`task.pretrained_lr_scale` for the encoder weights that came from the --init (the output layer and
+        the re-initialised layers train at the full lr)."""
+        scale = self.cfg.task.pretrained_lr_scale
+        if self.init is None or scale == 1.0:
+            return {}
+        fresh = tuple(f"wav2vec2.{p}" for p in self.reinit_prefixes(self.cfg))
+        return {name: scale for name, _ in model.named_parameters()
+                if name.startswith("wav2vec2.") and not (fresh and name.startswith(fresh))}
 
     def targets(self, manifest: Path, parsed: Manifest | None = None) -> list[list[int]]:
         """Label ids per entry of `manifest`; `parsed`: the manifest as the trainer read it (None: read here)."""
@@ -410,13 +421,18 @@ def run_finetuning(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | Non
         out.mkdir(parents=True, exist_ok=True)
         top = task.reinit_prefixes(cfg)
         save_yaml({"init": task.init.spec, "kind": task.init.kind, "provenance": task.init.provenance,
-                   "vocab_source": task.vocab_source, "reinit_layers": len(top)}, out / "init.yaml")
+                   "vocab_source": task.vocab_source, "reinit_layers": len(top),
+                   "pretrained_lr_scale": cfg.task.pretrained_lr_scale}, out / "init.yaml")
         if top:
             console.print(f"re-initialised the top {len(top)} of {cfg.model.encoder_layers} transformer layers of "
                           f"the pretrained model (task.reinit_layers)", highlight=False)
         elif cfg.task.reinit_layers:
             console.print(f"note: task.reinit_layers = {cfg.task.reinit_layers} ignored: --init is a fine-tuned "
                           "(CTC) model, all its layers are kept", highlight=False)
+        if cfg.task.pretrained_lr_scale != 1.0:
+            console.print(f"the weights from --init train at {cfg.task.pretrained_lr_scale:g} x the scheduled lr "
+                          "(task.pretrained_lr_scale); the output layer"
+                          + (" and the re-initialised layers" if top else "") + " at the full lr", highlight=False)
     if not cfg.data.valid:
         console.print("[yellow]note:[/] no --valid manifest: no WER, no checkpoint_best, no early stopping",
                       highlight=False)

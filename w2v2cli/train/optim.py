@@ -48,12 +48,23 @@ def lr_at(update: int, peak: float, cfg: LRConfig, max_updates: int) -> float:
     return peak * math.exp(math.log(cfg.final_lr_scale) * progress) if final > 0 else peak * (1 - progress)
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW over every trainable parameter, as fairseq's `adam` (its weight decay is decoupled, on all weights)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+def build_optimizer(model: nn.Module, cfg: OptimConfig,
+                    lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+    """AdamW over every trainable parameter, as fairseq's `adam` (its weight decay is decoupled, on all weights).
+
+    `lr_scales`: parameter name -> multiplier of the scheduled lr (`set_lr`); parameters not named train at the
+    full lr, in the first parameter group (whose lr the trainer logs). Without scales there is one group."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    scales = lr_scales or {}
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for name, p in named:
+        groups.setdefault(float(scales.get(name, 1.0)), []).append(p)
+    param_groups = [{"params": ps, "lr_scale": s} for s, ps in groups.items() if ps or s == 1.0]
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                             weight_decay=cfg.weight_decay)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's lr: `lr` times the group's `lr_scale` (1 where it has none)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

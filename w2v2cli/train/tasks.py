@@ -42,6 +42,9 @@ class Task(Protocol):
     def begin_update(self, model: nn.Module, update: int) -> None:
         """Called before each update with the unwrapped model (e.g. freeze/unfreeze parts)."""
 
+    def lr_scales(self, model: nn.Module) -> dict[str, float]:
+        """Parameter name -> multiplier of the scheduled lr, for the parameters that do not train at the full lr."""
+
     def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
         """(loss_sum, sample_size, metrics) for one micro-batch; `model` may be DDP-wrapped."""
 
@@ -142,6 +145,9 @@ class PretrainTask:
 
     def data_warnings(self) -> list[str]:
         return []
+
+    def lr_scales(self, model: nn.Module) -> dict[str, float]:
+        return {}
 
     def find_unused_parameters(self) -> bool:
         return self.cfg.model.layerdrop > 0

@@ -617,7 +617,7 @@ class Trainer:
         if self._sharded:  # FSDP2 shards the model in place; the optimizer must see the sharded parameters
             self.model = D.wrap_model(self.raw_model, info, cfg.distributed, self.device, bool(find_unused),
                                       self.precision)
-        self.optimizer = build_optimizer(self.raw_model, cfg.optim)
+        self.optimizer = build_optimizer(self.raw_model, cfg.optim, task.lr_scales(self.raw_model))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = TrainerState(seed=cfg.seed, world_size=info.world_size, update_freq=cfg.optim.update_freq)
         self.last_saved = -1
