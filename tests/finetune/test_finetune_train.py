@@ -10,6 +10,7 @@ from ft_helpers import FAST
 from safetensors.torch import load_file
 
 from w2v2cli.checkpoint import load_checkpoint, load_model_any
+from w2v2cli.errors import CheckpointError
 from w2v2cli.train.config import training_preset
 from w2v2cli.train.finetune import evaluate_ctc, finetune, resolve_finetune
 from w2v2cli.vocab import Vocabulary
@@ -60,6 +61,24 @@ def test_resume_continues_and_matches_an_uninterrupted_run(four, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
     assert second.valid_metrics["wer"] == pytest.approx(whole.valid_metrics["wer"])
     assert [r["update"] for r in _records(tmp_path / "split") if r.get("split") == "valid"] == [3, 6]
+
+
+def test_pretrained_lr_scale_resumes_exactly_and_refuses_a_changed_scale(four, hf_dir, tmp_path):
+    sets = FAST + ["lr.scheduler=constant", "task.pretrained_lr_scale=0.5"]
+    whole = finetune([four], tmp_path / "whole", init=str(hf_dir), config="tiny", max_updates=4, overrides=sets)
+    finetune([four], tmp_path / "split", init=str(hf_dir), config="tiny", max_updates=2, overrides=sets,
+             resume="auto")
+    with pytest.raises(CheckpointError, match=r"lr scales \[1.0, 0.5\], this run's at \[1.0\]"):
+        finetune([four], tmp_path / "split", init=str(hf_dir), config="tiny", max_updates=4, resume="auto",
+                 overrides=FAST + ["lr.scheduler=constant"])
+    second = finetune([four], tmp_path / "split", init=str(hf_dir), config="tiny", max_updates=4, overrides=sets,
+                      resume="auto")
+    assert second.resumed_from.name == "update_00000002"
+    a = load_file(str(whole.last_checkpoint / "model.safetensors"))
+    b = load_file(str(second.last_checkpoint / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert "pretrained_lr_scale: 0.5" in (tmp_path / "whole" / "init.yaml").read_text()
 
 
 def test_init_from_transformers_dir_trains_only_the_head_while_frozen(four, hf_dir, tmp_path):

@@ -127,12 +127,16 @@ class CTCTask:
     kind = "ctc"
     sum_metrics = ("ntokens", "nsentences")
 
-    def __init__(self, cfg: TrainConfig, vocab: Vocabulary, init: InitWeights | None = None, vocab_source: str = ""):
+    def __init__(self, cfg: TrainConfig, vocab: Vocabulary, init: InitWeights | None = None, vocab_source: str = "",
+                 init_kind: str | None = None):
         check_vocab_size(vocab, cfg.model.vocab_size, f"model.vocab_size {cfg.model.vocab_size}", ConfigError)
         self.cfg = cfg
         self.vocab = vocab
         self.vocab_source = vocab_source
         self.init = init
+        # what the run started from ("pretrain", "ctc", None: scratch); when resuming, `init` is None (the weights
+        # come from the run's checkpoint) and this comes from the run's init.yaml
+        self.init_kind = init.kind if init is not None else init_kind
         self.freeze_updates = cfg.task.freeze_finetune_updates
         self.infeasible: dict[str, int] = {}  # manifest -> utterances whose labels need more frames than they have
         self._data_warnings: list[str] = []
@@ -159,7 +163,7 @@ class CTCTask:
         """State-dict prefixes of the top `task.reinit_layers` transformer layers to re-initialise: only for a
         pretrained init (a CTC init has already been fine-tuned; its top layers are what it learned)."""
         n = cfg.task.reinit_layers
-        if not n or self.init is None or self.init.kind == "ctc":
+        if not n or self.init_kind in (None, "ctc"):
             return ()
         layers = cfg.model.encoder_layers
         return tuple(f"encoder.layers.{i}." for i in range(layers - n, layers))
@@ -168,7 +172,7 @@ class CTCTask:
         """`task.pretrained_lr_scale` for the encoder weights that came from the --init (the output layer and
         the re-initialised layers train at the full lr)."""
         scale = self.cfg.task.pretrained_lr_scale
-        if self.init is None or scale == 1.0:
+        if self.init_kind is None or scale == 1.0:
             return {}
         fresh = tuple(f"wav2vec2.{p}" for p in self.reinit_prefixes(self.cfg))
         return {name: scale for name, _ in model.named_parameters()
@@ -328,6 +332,7 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
     `overrides` are the --set strings the config was built with: keys set there are kept by `--init none`
     (`from_scratch_config`), and model.* keys that `init` overrides are reported as ignored."""
     from w2v2cli.checkpoint.io import read_checkpoint_meta
+    from w2v2cli.config import load_yaml
 
     console = console or Console(stderr=True)
     manifests = [s.path for s in cfg.data.train]
@@ -336,6 +341,7 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
         cfg = from_scratch_config(cfg, overrides, console)
     resume_path = find_resume_checkpoint(Path(out_dir), resume)
     init_w: InitWeights | None = None
+    init_kind: str | None = None
     if resume_path is not None:
         # the run's own checkpoint fixes the architecture and the vocabulary; its weights replace the init's
         meta = read_checkpoint_meta(resume_path)
@@ -344,6 +350,9 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
         arch = from_dict(ModelConfig, meta["model"], source=f"{resume_path}/config.yaml: model")
         the_vocab = Vocabulary.from_dict(meta["vocab"], source=f"{resume_path}/config.yaml: vocab")
         source = f"{resume_path}"
+        init_yaml = Path(out_dir) / "init.yaml"
+        if init_spec is not None and init_yaml.is_file():
+            init_kind = load_yaml(init_yaml).get("kind")
     else:
         if init_spec is not None:
             dict_path = Path(manifests[0]).parent / "dict.ltr.txt"
@@ -368,7 +377,7 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
                           f"{init_spec} has {model_cfg.encoder_layers} transformer layers", highlight=False)
         cfg = replace(cfg, task=replace(cfg.task, reinit_layers=0))
     cfg = replace(cfg, model=model_cfg)
-    task = CTCTask(cfg, the_vocab, init=init_w, vocab_source=source)
+    task = CTCTask(cfg, the_vocab, init=init_w, vocab_source=source, init_kind=init_kind)
     return cfg, task
 
 

@@ -500,6 +500,13 @@ class Trainer:
                                   hint="resume with the same distributed.fsdp setting, or start a new run with "
                                        f"--init {path}")
         state, payload = load_trainer_state(path / STATE_FILE)
+        saved = [g.get("lr_scale", 1.0) for g in payload["optimizer"]["param_groups"]]
+        now_scales = [g["lr_scale"] for g in self.optimizer.param_groups]
+        if saved != now_scales:  # the optimizer's groups (one per lr scale) would not line up
+            raise CheckpointError(f"cannot resume from {path}: its parameters train at lr scales {saved}, this "
+                                  f"run's at {now_scales}",
+                                  hint="resume with the same task.pretrained_lr_scale, or start a new run with "
+                                       f"--init {path}")
         if self._sharded:
             self._restore_sharded(path, payload["optimizer"])
         else:
