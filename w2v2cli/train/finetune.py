@@ -176,7 +176,7 @@ class CTCTask:
             return {}
         fresh = tuple(f"wav2vec2.{p}" for p in self.reinit_prefixes(self.cfg))
         return {name: scale for name, _ in model.named_parameters()
-                if name.startswith("wav2vec2.") and not (fresh and name.startswith(fresh))}
+                if name.startswith("wav2vec2.") and not name.startswith(fresh)}  # startswith(()) is False
 
     def targets(self, manifest: Path, parsed: Manifest | None = None) -> list[list[int]]:
         """Label ids per entry of `manifest`; `parsed`: the manifest as the trainer read it (None: read here)."""

@@ -54,11 +54,11 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig,
 
     `lr_scales`: parameter name -> multiplier of the scheduled lr (`set_lr`); parameters not named train at the
     full lr, in the first parameter group (whose lr the trainer logs). Without scales there is one group."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     scales = lr_scales or {}
     groups: dict[float, list[nn.Parameter]] = {1.0: []}
-    for name, p in named:
-        groups.setdefault(float(scales.get(name, 1.0)), []).append(p)
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(float(scales.get(name, 1.0)), []).append(p)
     param_groups = [{"params": ps, "lr_scale": s} for s, ps in groups.items() if ps or s == 1.0]
     return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                              weight_decay=cfg.weight_decay)
