@@ -17,9 +17,9 @@ stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 dir=../../exp/demo      # where corpus, manifests, models and results go
 hours=2.0               # hours of synthetic training audio (the unlabelled pool)
-speakers=40             # voices in the training pool (dev and test get 14 voices each, none heard in training)
+speakers=120            # voices in the training pool (dev and test get 40 voices each, none heard in training)
 lm_sentences=30000      # text-only sentences for the language model
-labeled_speakers=40     # voices of the labelled subset (few voices = the paper's low-resource setting)
+labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
 pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
 finetune_updates=1200   # fine-tuning updates

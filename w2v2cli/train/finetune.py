@@ -64,6 +64,8 @@ _NO_COUNTERPART = {"base": "base_10m, base_1h, base_10h, base_100h or base_960h"
                    "large": "large_10m, large_1h, large_10h, large_100h or large_960h",
                    "xlsr": "xlsr_cv (Common Voice), or large_10m ... large_960h"}
 
+#: What a run was initialised from (written by rank 0 at the start, read back on resume).
+INIT_RECORD = "init.yaml"
 #: A validation where at least this share of hypotheses is empty is reported as "all blank".
 ALL_BLANK_EMPTY_SHARE = 0.9
 
@@ -350,7 +352,7 @@ def finetune_task(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | None
         arch = from_dict(ModelConfig, meta["model"], source=f"{resume_path}/config.yaml: model")
         the_vocab = Vocabulary.from_dict(meta["vocab"], source=f"{resume_path}/config.yaml: vocab")
         source = f"{resume_path}"
-        init_yaml = Path(out_dir) / "init.yaml"
+        init_yaml = Path(out_dir) / INIT_RECORD
         if init_spec is not None and init_yaml.is_file():
             init_kind = load_yaml(init_yaml).get("kind")
     else:
@@ -431,7 +433,7 @@ def run_finetuning(cfg: TrainConfig, out_dir: str | os.PathLike, init: str | Non
         top = task.reinit_prefixes(cfg)
         save_yaml({"init": task.init.spec, "kind": task.init.kind, "provenance": task.init.provenance,
                    "vocab_source": task.vocab_source, "reinit_layers": len(top),
-                   "pretrained_lr_scale": cfg.task.pretrained_lr_scale}, out / "init.yaml")
+                   "pretrained_lr_scale": cfg.task.pretrained_lr_scale}, out / INIT_RECORD)
         if top:
             console.print(f"re-initialised the top {len(top)} of {cfg.model.encoder_layers} transformer layers of "
                           f"the pretrained model (task.reinit_layers)", highlight=False)
