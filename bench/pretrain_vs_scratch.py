@@ -8,13 +8,15 @@ Stages (each is skipped when its output is complete, so a re-run continues):
 1. `w2v2 synth librispeech` with many voices (`--speakers`, `--hours` of training audio; dev-clean and
    test-clean use held-out sentences and voices that training never hears), then `w2v2 manifest`.
 2. A labelled subset from few voices (`--labeled-speakers`, `--labeled-minutes`), as Libri-light's 10 min split
-   (`recipes/utils/subset_speakers.sh`).
+   (`recipes/utils/subset_speakers.sh`): with `--label-draws per-seed` (default) every seed draws its own voices
+   (seed s: subset seed `--corpus-seed` + s - 1), so the spread covers which voices got labels, not only the
+   fine-tuning seed; `--label-draws one` uses seed 1's subset for every seed.
 3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for at most `--pretrain-updates` updates
    or `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and stops).
-4. For each seed: `w2v2 finetune --config tiny` (time masks `--finetune-mask-prob`, 0.3) with the same
-   labelled subset, updates and validation on
+4. For each seed: `w2v2 finetune --config tiny` (time masks `--finetune-mask-prob`, 0.3) with that seed's
+   labelled subset, the same updates and validation on
    dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time,
-   one thread each (a finished run, marked `.done`, is kept on a re-run).
+   one thread each (a finished run, marked `.done` with its labelled manifest, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
    reduction from pretraining (the goal: at least 20 %), for both choices.
@@ -28,6 +30,7 @@ import argparse
 import filecmp
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -80,6 +83,19 @@ def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
     return {"wer": round(float(res["wer"]), 4), "cer": round(float(res["cer"]), 4)}
 
 
+def labeled_info(tsv: Path) -> dict:
+    """Minutes and speakers (first path component) of a labelled manifest."""
+    rows = [r.split("\t") for r in tsv.read_text().splitlines()[1:]]
+    return {"manifest": str(tsv), "minutes": round(sum(int(r[1]) for r in rows) / 16000 / 60, 2),
+            "speakers": sorted({r[0].split("/")[0] for r in rows})}
+
+
+def done_with(run: Path, labeled: Path) -> bool:
+    """True when fine-tuning run `run` finished on the labelled manifest `labeled` (its `.done` names it)."""
+    marker = run / ".done"
+    return marker.is_file() and marker.read_text().strip() == str(labeled)
+
+
 def same_weights(a: Path, b: Path) -> bool:
     """True when two checkpoints hold byte-identical weights (checkpoint_best is a copy, not a link)."""
     fa, fb = a / "model.safetensors", b / "model.safetensors"
@@ -95,6 +111,9 @@ def main() -> None:
                          "voices / 6 h gave a 16.8 %% gain where 40 / 2 h gave 9.5 %% (BENCHMARKS.md, 'Sixth search')")
     ap.add_argument("--labeled-speakers", type=int, default=4, help="voices of the labelled subset")
     ap.add_argument("--labeled-minutes", type=float, default=10.0, help="labelled audio for fine-tuning")
+    ap.add_argument("--label-draws", choices=("per-seed", "one"), default="per-seed",
+                    help="per-seed: each seed fine-tunes on its own draw of labelled voices (the gain is averaged "
+                         "over which voices have labels); one: every seed uses seed 1's draw")
     ap.add_argument("--pretrain-updates", type=int, default=20000)
     ap.add_argument("--pretrain-minutes", type=float, default=33.0,
                     help="wall-time cap of pretraining (33: the whole command fits in ~60 min on 2 cores)")
@@ -126,14 +145,18 @@ def main() -> None:
             work / "manifest.log")
     train_all = data / "train-clean-100.tsv"
 
-    # 2. the labelled subset from few voices
-    labeled = data / "train-labeled.tsv"
-    if not labeled.is_file():
-        subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(data / "train-clean-100"),
-                        str(data / "train-labeled"), str(args.labeled_speakers), str(args.labeled_minutes),
-                        str(args.corpus_seed)], check=True)
-    lab_rows = labeled.read_text().splitlines()[1:]
-    lab_minutes = sum(int(r.split("\t")[1]) for r in lab_rows) / 16000 / 60
+    # 2. the labelled subsets from few voices: seed 1's draw is train-labeled, seed s's train-labeled-sS (subset
+    # seed corpus_seed + s - 1)
+    labeled: dict[int, Path] = {}
+    for seed in range(1, args.seeds + 1):
+        draw = 1 if args.label_draws == "one" else seed
+        prefix = data / ("train-labeled" if draw == 1 else f"train-labeled-s{draw}")
+        if not prefix.with_suffix(".tsv").is_file():
+            subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(data / "train-clean-100"),
+                            str(prefix), str(args.labeled_speakers), str(args.labeled_minutes),
+                            str(args.corpus_seed + draw - 1)], check=True)
+        labeled[seed] = prefix.with_suffix(".tsv")
+    labels = {seed: labeled_info(path) for seed, path in labeled.items()}
 
     # 3. pretraining (unlabelled, all training audio)
     pt = work / "pretrain"
@@ -154,32 +177,40 @@ def main() -> None:
                "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
     log(f"pretraining: {pt_info['updates']} updates in {pt_info['seconds'] / 60:.1f} min; last {pt_info['last']}")
 
-    # 4. fine-tuning: pretrained and scratch for every seed, two runs at a time (one thread each)
+    # 4. fine-tuning: pretrained and scratch for every seed, two runs at a time (one thread each); a run that
+    # finished on other labels (an older bench, another --label-draws) starts again instead of resuming
+    for seed in range(1, args.seeds + 1):
+        for name in ("pretrained", "scratch"):
+            run_dir = work / f"ft-{name}-s{seed}"
+            if (run_dir / ".done").is_file() and not done_with(run_dir, labeled[seed]):
+                log(f"{run_dir.name} was trained on other labels than {labeled[seed].name}: starting it again")
+                shutil.rmtree(run_dir)
+                (work / f"{run_dir.name}.log").unlink(missing_ok=True)
     jobs = [(name, init, seed) for seed in range(1, args.seeds + 1)
             for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none"))
-            if not (work / f"ft-{name}-s{seed}" / ".done").exists()]
+            if not done_with(work / f"ft-{name}-s{seed}", labeled[seed])]
     running: list[tuple] = []
     while jobs or running:
         while jobs and len(running) < 2:
             name, init, seed = jobs.pop(0)
             out = work / f"ft-{name}-s{seed}"
-            cmd = finetune_cmd(w2v2, labeled, data, out, init, args, seed)
+            cmd = finetune_cmd(w2v2, labeled[seed], data, out, init, args, seed)
             log(" ".join(cmd))
             logf = open(work / f"ft-{name}-s{seed}.log", "a", encoding="utf-8")
-            running.append((subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out))
+            running.append((subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out, seed))
         done = [r for r in running if r[0].poll() is not None]
         if not done:
             time.sleep(1.0)
             continue
-        for proc, logf, out in done:
-            running.remove((proc, logf, out))
+        for proc, logf, out, seed in done:
+            running.remove((proc, logf, out, seed))
             logf.close()
             if proc.returncode != 0:
-                for other, _, _ in running:  # no run left behind
+                for other, *_ in running:  # no run left behind
                     other.terminate()
                     other.wait()
                 sys.exit(f"fine-tuning {out.name} failed with exit code {proc.returncode}; see {logf.name}")
-            (out / ".done").write_text("")
+            (out / ".done").write_text(f"{labeled[seed]}\n")  # what it was trained on (done_with)
     results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
     last: dict[str, dict] = {"pretrained": {}, "scratch": {}}
     for seed in range(1, args.seeds + 1):
@@ -203,12 +234,14 @@ def main() -> None:
 
     summary, gain = summarise(results)
     summary_last, gain_last = summarise(last)
-    out = {"settings": vars(args) | {"work": str(work)}, "labeled_minutes": round(lab_minutes, 2),
+    out = {"settings": vars(args) | {"work": str(work)}, "labels": labels,
            "pretrain": pt_info, "per_seed": results, "summary": summary, "relative_cer_gain": round(gain, 4),
            "per_seed_last": last, "summary_last": summary_last, "relative_cer_gain_last": round(gain_last, 4),
            "total_minutes": round((time.monotonic() - t_start) / 60, 1)}
     (work / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print(f"\nlabelled: {lab_minutes:.1f} min from {args.labeled_speakers} voices; unlabelled: {args.hours} h from "
+    minutes = [lab["minutes"] for lab in labels.values()]
+    print(f"\nlabelled: {min(minutes):.1f}-{max(minutes):.1f} min from {args.labeled_speakers} voices "
+          f"({args.label_draws} draw); unlabelled: {args.hours} h from "
           f"{args.speakers} voices; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
           f"updates per run")
     for title, scores, summ, g in (("checkpoint_best (by dev CER)", results, summary, gain),
