@@ -108,7 +108,8 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=6.0, help="training audio to synthesise (unlabelled pool)")
     ap.add_argument("--speakers", type=int, default=120,
                     help="voices in the unlabelled pool (dev and test get a third as many unseen voices); 120 "
-                         "voices / 6 h gave a 16.8 %% gain where 40 / 2 h gave 9.5 %% (BENCHMARKS.md, 'Sixth search')")
+                         "voices / 6 h gave a 16.8 %% gain where 40 / 2 h gave 9.5 %% on one labelled draw "
+                         "(BENCHMARKS.md)")
     ap.add_argument("--labeled-speakers", type=int, default=4, help="voices of the labelled subset")
     ap.add_argument("--labeled-minutes", type=float, default=10.0, help="labelled audio for fine-tuning")
     ap.add_argument("--label-draws", choices=("per-seed", "one"), default="per-seed",
