@@ -91,9 +91,10 @@ def labeled_info(tsv: Path) -> dict:
 
 
 def done_with(run: Path, labeled: Path) -> bool:
-    """True when fine-tuning run `run` finished on the labelled manifest `labeled` (its `.done` names it)."""
+    """True when fine-tuning run `run` finished on the labelled manifest `labeled` (its `.done` holds the
+    manifest's name: the work directory may have moved since)."""
     marker = run / ".done"
-    return marker.is_file() and marker.read_text().strip() == str(labeled)
+    return marker.is_file() and marker.read_text().strip() == labeled.name
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -211,7 +212,7 @@ def main() -> None:
                     other.terminate()
                     other.wait()
                 sys.exit(f"fine-tuning {out.name} failed with exit code {proc.returncode}; see {logf.name}")
-            (out / ".done").write_text(f"{labeled[seed]}\n")  # what it was trained on (done_with)
+            (out / ".done").write_text(f"{labeled[seed].name}\n")  # what it was trained on (done_with)
     results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
     last: dict[str, dict] = {"pretrained": {}, "scratch": {}}
     for seed in range(1, args.seeds + 1):
