@@ -181,16 +181,17 @@ def main() -> None:
 
     # 4. fine-tuning: pretrained and scratch for every seed, two runs at a time (one thread each); a run that
     # finished on other labels (an older bench, another --label-draws) starts again instead of resuming
+    jobs = []
     for seed in range(1, args.seeds + 1):
-        for name in ("pretrained", "scratch"):
+        for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none")):
             run_dir = work / f"ft-{name}-s{seed}"
-            if (run_dir / ".done").is_file() and not done_with(run_dir, labeled[seed]):
+            if done_with(run_dir, labeled[seed]):
+                continue
+            if (run_dir / ".done").is_file():
                 log(f"{run_dir.name} was trained on other labels than {labeled[seed].name}: starting it again")
                 shutil.rmtree(run_dir)
                 (work / f"{run_dir.name}.log").unlink(missing_ok=True)
-    jobs = [(name, init, seed) for seed in range(1, args.seeds + 1)
-            for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none"))
-            if not done_with(work / f"ft-{name}-s{seed}", labeled[seed])]
+            jobs.append((name, init, seed))
     running: list[tuple] = []
     while jobs or running:
         while jobs and len(running) < 2:
