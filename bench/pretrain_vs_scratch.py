@@ -21,7 +21,8 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    one thread each (a finished run, marked `.done` with its labelled manifest, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
-   reduction from pretraining (the goal: at least 20 %), for both choices.
+   reduction from pretraining (the goal: at least 20 %), for both choices. Scores are kept per run
+   (`test_scores.json`, by the weights' hash), so a re-run scores only new checkpoints.
 
 Results: WORK/results.json and the table on stdout.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
 import json
 import os
 import shutil
@@ -79,10 +81,21 @@ def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: st
 
 
 def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
+    """Greedy WER/CER of `ckpt` on `test`, kept in the run's test_scores.json under a sha256 of the weights and the
+    manifest, so that a re-run (more seeds, another table) does not score the same weights again."""
     from w2v2cli.train.finetune import evaluate_ctc
 
-    res = evaluate_ctc(ckpt, [test])
-    return {"wer": round(float(res["wer"]), 4), "cer": round(float(res["cer"]), 4)}
+    digest = hashlib.sha256((ckpt / "model.safetensors").read_bytes() + test.read_bytes()).hexdigest()[:16]
+    key = f"{test.name}:{digest}"  # the weights and the test manifest
+    cache_file = ckpt.parent / "test_scores.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    if key not in cache:
+        res = evaluate_ctc(ckpt, [test])
+        cache[key] = {"wer": round(float(res["wer"]), 4), "cer": round(float(res["cer"]), 4)}
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(tmp, cache_file)
+    return cache[key]
 
 
 def labeled_info(tsv: Path) -> dict:
