@@ -22,7 +22,7 @@ Stages (each is skipped when its output is complete, so a re-run continues):
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
    reduction from pretraining (the goal: at least 20 %), for both choices. Scores are kept per run
-   (`test_scores.json`, by the weights' hash), so a re-run scores only new checkpoints.
+   (`test_scores.json`, by a hash of the weights and the test manifest), so a re-run scores only new checkpoints.
 
 Results: WORK/results.json and the table on stdout.
 """
