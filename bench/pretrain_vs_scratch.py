@@ -100,9 +100,11 @@ def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
 
 def labeled_info(tsv: Path) -> dict:
     """Minutes and speakers (first path component) of a labelled manifest."""
-    rows = [r.split("\t") for r in tsv.read_text().splitlines()[1:]]
-    return {"manifest": str(tsv), "minutes": round(sum(int(r[1]) for r in rows) / 16000 / 60, 2),
-            "speakers": sorted({r[0].split("/")[0] for r in rows})}
+    from w2v2cli.data.manifest import read_manifest
+
+    manifest = read_manifest(tsv)
+    return {"manifest": str(tsv), "minutes": round(manifest.total_samples / 16000 / 60, 2),
+            "speakers": sorted({e.path.split("/")[0] for e in manifest.entries})}
 
 
 def done_with(run: Path, labeled: Path) -> bool:
