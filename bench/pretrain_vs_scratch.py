@@ -13,8 +13,9 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    fine-tuning seed; `--label-draws one` uses seed 1's subset for every seed.
 3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for `--pretrain-updates` updates (its lr
    decays linearly to 0 there) or at most `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and
-   stops). The default 5,600 updates is what 2 cores of the AMD EPYC in BENCHMARKS.md do in 33 min; on a slower
-   machine the 35-min cap stops the run before its lr has decayed: lower `--pretrain-updates` there.
+   stops). The default 5,600 updates is what 2 cores of the AMD EPYC in BENCHMARKS.md do in 33 min (an Intel
+   Xeon with AMX: 24 min); on a slower machine the 35-min cap stops the run before its lr has decayed: lower
+   `--pretrain-updates` there.
 4. For each seed: `w2v2 finetune --config tiny` (time masks `--finetune-mask-prob`, 0.3) with that seed's
    labelled subset, the same updates and validation on
    dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time,
@@ -24,7 +25,8 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    reduction from pretraining (the goal: at least 20 %), for both choices. Scores are kept per run
    (`test_scores.json`, by a hash of the weights and the test manifest), so a re-run scores only new checkpoints.
 
-Results: WORK/results.json and the table on stdout.
+Results: WORK/results.json and the table on stdout, with the CPU they were measured on: the from-scratch runs
+differ by up to 10 points of CER between CPUs (BENCHMARKS.md, "Ninth search").
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import signal
 import statistics
@@ -104,6 +107,21 @@ def labeled_info(tsv: Path) -> dict:
     manifest = read_manifest(tsv)
     return {"manifest": str(tsv), "minutes": round(manifest.total_samples / 16000 / 60, 2),
             "speakers": sorted({e.path.split("/")[0] for e in manifest.entries})}
+
+
+def machine_info() -> dict:
+    """The CPU this command runs on: model name, cores and bf16 units. A from-scratch run that sits on the
+    all-blank plateau for hundreds of updates turns the CPUs' different rounding into up to 10 points of test CER
+    (BENCHMARKS.md, "Ninth search"), so a table is only comparable with tables from the same kind of CPU."""
+    from w2v2cli.runtime import cpu_bf16_units
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return {"cpu": name, "cores": os.cpu_count(), "bf16_units": cpu_bf16_units() or "none"}
 
 
 def done_with(run: Path, labeled: Path) -> bool:
@@ -250,7 +268,8 @@ def main() -> None:
 
     summary, gain = summarise(results)
     summary_last, gain_last = summarise(last)
-    out = {"settings": vars(args) | {"work": str(work)}, "labels": labels,
+    machine = machine_info()
+    out = {"settings": vars(args) | {"work": str(work)}, "machine": machine, "labels": labels,
            "pretrain": pt_info, "per_seed": results, "summary": summary, "relative_cer_gain": round(gain, 4),
            "per_seed_last": last, "summary_last": summary_last, "relative_cer_gain_last": round(gain_last, 4),
            "total_minutes": round((time.monotonic() - t_start) / 60, 1)}
@@ -259,7 +278,7 @@ def main() -> None:
     print(f"\nlabelled: {min(minutes):.1f}-{max(minutes):.1f} min from {args.labeled_speakers} voices "
           f"({args.label_draws} draw); unlabelled: {args.hours} h from "
           f"{args.speakers} voices; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
-          f"updates per run")
+          f"updates per run; {machine['cpu']}, {machine['cores']} cores, bf16 units: {machine['bf16_units']}")
     for title, scores, summ, g in (("checkpoint_best (by dev CER)", results, summary, gain),
                                    ("last checkpoint", last, summary_last, gain_last)):
         print(f"\n{title}\n{'init':<12}" + "".join(f"{'seed ' + str(s) + ' CER':>14}" for s in scores["scratch"])
