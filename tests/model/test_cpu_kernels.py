@@ -99,3 +99,23 @@ def test_a_failing_kernel_switches_the_path_off(monkeypatch):
         y = cpu_kernels.linear(x, lin, "gelu")
     assert cpu_kernels.ENABLED is False
     torch.testing.assert_close(y, F.gelu(lin(x)), rtol=0, atol=0)
+
+
+def test_bf16_conv_layers_run_channels_last_and_match_conv1d():
+    """In bf16 the conv encoder's multi-channel layers run as channels-last conv2d (no oneDNN output reorder);
+    the values are conv1d's up to bf16 rounding, and fp32 keeps conv1d exactly."""
+    from w2v2cli.model.components import ConvLayer
+
+    torch.manual_seed(0)
+    layer = ConvLayer(16, 24, kernel=3, stride=2, bias=True, norm=None)
+    x = torch.randn(2, 16, 101)
+    ref = F.conv1d(x, layer.conv.weight, layer.conv.bias, stride=2)
+    assert torch.equal(layer._conv(x), ref)  # fp32: unchanged path
+    xb, lb = x.bfloat16(), layer.bfloat16()
+    out = lb._conv(xb)
+    assert out.shape == (2, 24, 50) and out.dtype == torch.bfloat16
+    assert out.stride(1) == 1  # channels innermost
+    assert torch.allclose(out.float(), ref, atol=0.1, rtol=0.02)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # training under autocast takes the same path
+        out_ac = layer.float()._conv(xb)
+    assert out_ac.stride(1) == 1 and torch.allclose(out_ac.float(), ref, atol=0.1, rtol=0.02)

@@ -78,15 +78,33 @@ class ConvLayer(nn.Module):
         """Output frames from `lengths` input frames: floor((L - kernel) / stride) + 1."""
         return conv_output_length(lengths, self.kernel, self.stride)
 
+    def _conv(self, x: Tensor) -> Tensor:
+        """The convolution. In bf16 on CPUs (bf16 input, or bf16 autocast), layers with several input channels
+        run as a channels-last 2-D convolution (`[B, C, 1, T]`, channels innermost): oneDNN computes bf16 in that
+        layout, and on plain `[B, C, T]` tensors it reorders every output, which took 38 % of bf16 decoding on an
+        AMX Xeon. The result is the same `[B, C_out, T']` tensor, with channels innermost in memory. fp32 keeps
+        `conv1d`: there the channels-last path made training steps 10-18 % slower (BENCHMARKS.md)."""
+        if x.device.type != "cpu" or self.conv.in_channels == 1 or not _cpu_bf16(x):
+            return self.conv(x)
+        weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, self.conv.bias, stride=(1, self.stride)).squeeze(2)
+
     def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
         """frames: None, or `[B]` valid output frames per utterance; then a group norm takes its statistics
         over each utterance's valid frames only, so padding does not change the valid frames' values."""
-        x = self.conv(x)
+        x = self._conv(x)
         if self.norm_kind == "group":
             x = self.norm(x) if frames is None else masked_group_norm(x, frames, self.norm)
         elif self.norm_kind == "layer":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
+
+
+def _cpu_bf16(x: Tensor) -> bool:
+    """True when a CPU op on `x` computes in bf16: `x` is bf16, or bf16 autocast is on."""
+    return x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
+                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
 def masked_group_norm(x: Tensor, frames: Tensor, norm: nn.GroupNorm) -> Tensor:
