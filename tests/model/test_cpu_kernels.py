@@ -111,11 +111,11 @@ def test_bf16_conv_layers_run_channels_last_and_match_conv1d():
     x = torch.randn(2, 16, 101)
     ref = F.conv1d(x, layer.conv.weight, layer.conv.bias, stride=2)
     assert torch.equal(layer._conv(x), ref)  # fp32: unchanged path
-    xb, lb = x.bfloat16(), layer.bfloat16()
-    out = lb._conv(xb)
+    xb = x.bfloat16()
+    out = copy.deepcopy(layer).bfloat16()._conv(xb)
     assert out.shape == (2, 24, 50) and out.dtype == torch.bfloat16
     assert out.stride(1) == 1  # channels innermost
     assert torch.allclose(out.float(), ref, atol=0.1, rtol=0.02)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # training under autocast takes the same path
-        out_ac = layer.float()._conv(xb)
+        out_ac = layer._conv(xb)
     assert out_ac.stride(1) == 1 and torch.allclose(out_ac.float(), ref, atol=0.1, rtol=0.02)

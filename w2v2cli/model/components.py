@@ -84,7 +84,7 @@ class ConvLayer(nn.Module):
         layout, and on plain `[B, C, T]` tensors it reorders every output, which took 38 % of bf16 decoding on an
         AMX Xeon. The result is the same `[B, C_out, T']` tensor, with channels innermost in memory. fp32 keeps
         `conv1d`: there the channels-last path made training steps 10-18 % slower (BENCHMARKS.md)."""
-        if x.device.type != "cpu" or self.conv.in_channels == 1 or not _cpu_bf16(x):
+        if self.conv.in_channels == 1 or not _cpu_bf16(x):
             return self.conv(x)
         weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
@@ -102,9 +102,9 @@ class ConvLayer(nn.Module):
 
 
 def _cpu_bf16(x: Tensor) -> bool:
-    """True when a CPU op on `x` computes in bf16: `x` is bf16, or bf16 autocast is on."""
-    return x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
-                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    """True when `x` is on the CPU and an op on it computes in bf16: `x` is bf16, or bf16 autocast is on."""
+    return x.device.type == "cpu" and (x.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16))
 
 
 def masked_group_norm(x: Tensor, frames: Tensor, norm: nn.GroupNorm) -> Tensor:
