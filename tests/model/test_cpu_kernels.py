@@ -119,3 +119,51 @@ def test_bf16_conv_layers_run_channels_last_and_match_conv1d():
     with torch.autocast("cpu", dtype=torch.bfloat16):  # training under autocast takes the same path
         out_ac = layer._conv(xb)
     assert out_ac.stride(1) == 1 and torch.allclose(out_ac.float(), ref, atol=0.1, rtol=0.02)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_bf16_first_conv_layer_is_one_matrix_product_with_channels_last_output(norm):
+    """Layer 0 (one input channel) in bf16 without autograd runs as frames x kernel matrix with channels innermost:
+    the whole layer (conv, norm, GELU) gives conv1d's values up to bf16 rounding. With autograd, group-norm
+    models keep conv1d (the channels-last group norm's backward is slow); layer-norm models take the new path."""
+    from w2v2cli.model.components import ConvLayer
+
+    torch.manual_seed(0)
+    layer = ConvLayer(1, 24, kernel=10, stride=5, bias=norm == "layer", norm=norm)
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 1, 1003)
+    ref = layer(x)  # fp32, conv1d
+    assert ref.shape == (2, 24, 199)
+    with torch.no_grad():
+        out = copy.deepcopy(layer).bfloat16()(x.bfloat16())
+        conv = copy.deepcopy(layer).bfloat16()._conv(x.bfloat16())
+    assert conv.stride(1) == 1 and out.stride(1) == 1 and out.dtype == torch.bfloat16
+    torch.testing.assert_close(conv.float(), F.conv1d(x, layer.conv.weight, layer.conv.bias, stride=5),
+                               atol=0.05, rtol=0.02)
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = layer._conv(x)  # autograd on
+    assert (trained.stride(1) == 1) == (norm == "layer")
+
+
+def test_masked_group_norm_on_channels_last_input_matches_contiguous():
+    """masked_group_norm gives the same values whether the channels are innermost in memory or not, and keeps
+    the layout; every utterance's valid frames equal the group norm of that utterance alone."""
+    from w2v2cli.model.components import masked_group_norm
+
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(8, 8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 8, 40) * 3 + 1
+    frames = torch.tensor([40, 25, 7])
+    x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
+    with torch.no_grad():
+        plain, cl = masked_group_norm(x, frames, norm), masked_group_norm(x_cl, frames, norm)
+        assert cl.stride(1) == 1 and plain.is_contiguous()
+        torch.testing.assert_close(cl, plain, atol=1e-5, rtol=1e-5)
+        for b, n in enumerate(frames.tolist()):
+            torch.testing.assert_close(cl[b:b + 1, :, :n], norm(x[b:b + 1, :, :n]), atol=1e-5, rtol=1e-5)

@@ -84,18 +84,37 @@ class ConvLayer(nn.Module):
         layout, and on plain `[B, C, T]` tensors it reorders every output, which took 38 % of bf16 decoding on an
         AMX Xeon. The result is the same `[B, C_out, T']` tensor, with channels innermost in memory. fp32 keeps
         `conv1d`: there the channels-last path made training steps 10-18 % slower (BENCHMARKS.md)."""
-        if self.conv.in_channels == 1 or not _cpu_bf16(x):
+        if not _cpu_bf16(x):
             return self.conv(x)
+        if self.conv.in_channels == 1:
+            # channels-last group norm is fast forward and slow backward (4x conv1d's whole layer on a Xeon), so
+            # layer 0 of group-norm models takes this path only without autograd (decoding, validation)
+            if self.norm_kind == "group" and torch.is_grad_enabled():
+                return self.conv(x)
+            return self._conv_samples(x)
         weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         return F.conv2d(x, weight, self.conv.bias, stride=(1, self.stride)).squeeze(2)
+
+    def _conv_samples(self, x: Tensor) -> Tensor:
+        """Layer 0 in bf16 on CPUs: `[B, 1, T]` samples -> `[B, C, T']` with channels innermost, as one matrix
+        product of the `kernel`-sample frames (every `stride` samples, a strided view) with the kernel matrix.
+        oneDNN's bf16 convolution with one input channel took 34 ms for 3 x 6 s at 128 channels (this: 1.2 ms),
+        most of it reordering its output (BENCHMARKS.md)."""
+        frames = x[:, 0].unfold(1, self.kernel, self.stride)  # [B, T', kernel], no copy
+        return F.linear(frames, self.conv.weight[:, 0], self.conv.bias).transpose(1, 2)
 
     def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
         """frames: None, or `[B]` valid output frames per utterance; then a group norm takes its statistics
         over each utterance's valid frames only, so padding does not change the valid frames' values."""
         x = self._conv(x)
         if self.norm_kind == "group":
-            x = self.norm(x) if frames is None else masked_group_norm(x, frames, self.norm)
+            if frames is not None:
+                x = masked_group_norm(x, frames, self.norm)
+            elif x.stride(1) == 1 and x.shape[1] > 1:  # channels innermost: the group norm's channels-last kernel
+                x = self.norm(x.unsqueeze(2)).squeeze(2)
+            else:
+                x = self.norm(x)
         elif self.norm_kind == "layer":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
@@ -111,24 +130,29 @@ def masked_group_norm(x: Tensor, frames: Tensor, norm: nn.GroupNorm) -> Tensor:
     """`norm` (one group per channel) over the first `frames[b]` frames of each utterance of `x` `[B, C, T]`.
 
     The statistics are those of the utterance alone (what `norm` gives it unbatched); frames past its end get
-    finite values that mean nothing. Computed in float32 (as autocast runs group norm).
+    finite values that mean nothing. Computed in float32 (as autocast runs group norm). `x` may have its channels
+    innermost in memory (bf16 layer 0 on CPUs); then the work runs on that layout and the result keeps it.
     """
     b, c, t = x.shape
     if norm.num_groups != c:
         raise ValueError(f"masked_group_norm needs one group per channel, got {norm.num_groups} groups for {c}")
-    xf = x.float()
-    valid = (torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]).unsqueeze(1)  # [B, 1, T]
+    channels_last = c > 1 and x.stride(1) == 1
+    xf = (x.transpose(1, 2) if channels_last else x).float()  # [B, T, C] or [B, C, T], contiguous either way
+    time_dim = 1 if channels_last else 2
+    per_channel = (1, 1, c) if channels_last else (1, c, 1)
+    valid = (torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]).unsqueeze(3 - time_dim)
     n = frames.to(x.device, torch.float32).view(b, 1, 1)
-    mean = xf.masked_fill(~valid, 0.0).sum(-1, keepdim=True) / n
+    mean = xf.masked_fill(~valid, 0.0).sum(time_dim, keepdim=True) / n
     centred = xf - mean
-    var = centred.masked_fill(~valid, 0.0).pow(2).sum(-1, keepdim=True) / n
+    var = centred.masked_fill(~valid, 0.0).pow(2).sum(time_dim, keepdim=True) / n
     scale = torch.rsqrt(var + norm.eps)
     if norm.affine:
-        scale = scale * norm.weight.float().view(1, c, 1)
+        scale = scale * norm.weight.float().view(per_channel)
     y = centred * scale
     if norm.affine:
-        y = y + norm.bias.float().view(1, c, 1)
-    return y.to(x.dtype)
+        y = y + norm.bias.float().view(per_channel)
+    y = y.to(x.dtype)
+    return y.transpose(1, 2) if channels_last else y
 
 
 class ConvFeatureEncoder(nn.Module):
