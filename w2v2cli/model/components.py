@@ -82,8 +82,9 @@ class ConvLayer(nn.Module):
         """The convolution. In bf16 on CPUs (bf16 input, or bf16 autocast), layers with several input channels
         run as a channels-last 2-D convolution (`[B, C, 1, T]`, channels innermost): oneDNN computes bf16 in that
         layout, and on plain `[B, C, T]` tensors it reorders every output, which took 38 % of bf16 decoding on an
-        AMX Xeon. The result is the same `[B, C_out, T']` tensor, with channels innermost in memory. fp32 keeps
-        `conv1d`: there the channels-last path made training steps 10-18 % slower (BENCHMARKS.md)."""
+        AMX Xeon. The result is the same `[B, C_out, T']` tensor, with channels innermost in memory. Layer 0 (one
+        input channel) gets the same layout from `_conv_samples`. fp32 keeps `conv1d`: there the channels-last
+        path made training steps 10-18 % slower (BENCHMARKS.md)."""
         if not _cpu_bf16(x):
             return self.conv(x)
         if self.conv.in_channels == 1:
