@@ -167,3 +167,32 @@ def test_masked_group_norm_on_channels_last_input_matches_contiguous():
         torch.testing.assert_close(cl, plain, atol=1e-5, rtol=1e-5)
         for b, n in enumerate(frames.tolist()):
             torch.testing.assert_close(cl[b:b + 1, :, :n], norm(x[b:b + 1, :, :n]), atol=1e-5, rtol=1e-5)
+
+
+def test_weight_caches_are_cleared_after_updates_that_do_not_bump_the_version():
+    """PyTorch's fused AdamW writes parameters without bumping `_version`, so the packed linear weights and the
+    positional conv's cached weight would go stale (it made validation during training score old weights);
+    `clear_weight_caches`, which validation calls first, gives the updated model's output again."""
+    torch.manual_seed(0)
+    model = build_model(model_preset("tiny", vocab_size=12), "ctc")
+    x = torch.randn(1, 8000)
+    model.eval()
+    with torch.no_grad():
+        before = model(x)[0]  # fills the caches
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    versions = [p._version for p in model.parameters()]
+    model(x)[0].logsumexp(-1).sum().backward()
+    opt.step()
+    assert [p._version for p in model.parameters()] == versions  # the step is invisible to weights_key
+    fresh = copy.deepcopy(model).eval()  # a copy carries no caches
+    model.eval()
+    with torch.no_grad():
+        stale = model(x)[0]
+        cpu_kernels.clear_weight_caches(model)
+        cleared = model(x)[0]
+        expected = fresh(x)[0]
+    assert not torch.allclose(expected, before, atol=1e-3)  # the step changed the output
+    if cpu_kernels.ENABLED:
+        assert not torch.allclose(stale, expected, atol=1e-3)  # what the stale caches gave
+    torch.testing.assert_close(cleared, expected, rtol=1e-5, atol=1e-5)

@@ -287,6 +287,10 @@ class ConvPositionalEmbedding(nn.Module):
                 self._cache = (key, self.weight_v * (self.weight_g / self._norm_v()))
         return self._cache[1]
 
+    def clear_weight_cache(self) -> None:
+        """Forget the cached weight (`cpu_kernels.clear_weight_caches`)."""
+        self._cache = None
+
     def _apply(self, fn, *args, **kwargs):
         self._cache = None  # .to() / .half() / .cuda(): drop a weight computed for the old tensors
         return super()._apply(fn, *args, **kwargs)

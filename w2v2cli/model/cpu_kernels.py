@@ -41,7 +41,8 @@ def usable(x: Tensor) -> bool:
 
 def weights_key(*params: Tensor) -> tuple:
     """What a tensor derived from `params` depends on: storage, in-place updates (`_version`: optimizer steps,
-    load_state_dict), dtype, device, shape, and whether inference mode (whose tensors are special) is on."""
+    load_state_dict), dtype, device, shape, and whether inference mode (whose tensors are special) is on.
+    Updates that do not bump `_version` (fused optimizers, `param.data` writes) need `clear_weight_caches`."""
     return tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in params) + (
         torch.is_inference_mode_enabled(),)
 
@@ -54,6 +55,17 @@ def _packed(module: nn.Linear) -> Tensor:
         cache = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), _PACK_ROWS_HINT))
         _CACHE[module] = cache
     return cache[1]
+
+
+def clear_weight_caches(model: nn.Module) -> None:
+    """Drops every weight cached for the modules of `model` (packed linear weights, the positional conv's weight);
+    the next inference pass rebuilds them. Needed after parameter updates that `weights_key` cannot see: PyTorch's
+    fused optimizers (`torch.optim.AdamW(..., fused=True)`) and writes through `param.data` change the values
+    without bumping `_version`. Validation during training calls it first."""
+    for module in model.modules():
+        _CACHE.pop(module, None)
+        if hasattr(module, "clear_weight_cache"):  # modules with their own cached weight
+            module.clear_weight_cache()
 
 
 def disable_weight_caches(model: nn.Module) -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from w2v2cli.data.dataset import SkippedBatch, raise_if_failed
+from w2v2cli.model.cpu_kernels import clear_weight_caches
 from w2v2cli.train import distributed as D
 from w2v2cli.train.state import micro_batch_seed
 from w2v2cli.train.tasks import Task
@@ -34,6 +35,7 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable, device: torch.devi
     wraps around so that every rank runs as many forward passes as the others); they run but are not counted."""
     info = info or D.DistInfo()
     model.eval()
+    clear_weight_caches(model)  # the weights changed since the last validation, whatever optimizer changed them
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i, item in enumerate(batches):
