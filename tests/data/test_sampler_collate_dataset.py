@@ -122,3 +122,27 @@ def test_dataset_crops_deterministically_and_ships_errors(tmp_path):
     assert isinstance(bad, LoadFailure)
     with pytest.raises(AudioError, match="c.wav"):
         raise_if_failed(bad)
+
+
+def test_collate_length_quantum_pads_up_and_crops_down():
+    """`quantum`: padded batches are widened to the next multiple (lengths and values kept), cropped batches cut to
+    the multiple below (never below one quantum); 0 keeps the exact width."""
+    wavs = [np.arange(1, 1301, dtype=np.float32), np.arange(1, 2201, dtype=np.float32)]
+    padded = collate(wavs, pad=True, quantum=1000)
+    assert padded.waveforms.shape == (2, 3000) and padded.lengths.tolist() == [1300, 2200]
+    assert torch.equal(padded.waveforms[1, :2200], torch.as_tensor(wavs[1])) and padded.waveforms[:, 2200:].abs().sum() == 0
+    cropped = collate(wavs, pad=False, quantum=1000)
+    assert cropped.waveforms.shape == (2, 1000) and cropped.lengths.tolist() == [1000, 1000]
+    assert torch.equal(cropped.waveforms[0], torch.as_tensor(wavs[0][:1000]))
+    short = collate([wavs[0][:700], wavs[1]], pad=False, quantum=1000)  # shorter than one quantum: kept exact
+    assert short.waveforms.shape == (2, 700)
+    assert collate(wavs, pad=True).waveforms.shape == (2, 2200) and collate(wavs, pad=False).waveforms.shape == (2, 1300)
+
+
+def test_length_quantum_config_is_checked():
+    from w2v2cli.errors import ConfigError
+    from w2v2cli.train.config import load_train_config
+
+    assert load_train_config("tiny", overrides=["data.length_quantum=4000"]).data.length_quantum == 4000
+    with pytest.raises(ConfigError, match="data.length_quantum"):
+        load_train_config("tiny", overrides=["data.length_quantum=-1"])

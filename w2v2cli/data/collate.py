@@ -65,12 +65,17 @@ def collate(
     ids: Sequence[int] | None = None,
     targets: Sequence[Sequence[int]] | None = None,
     pad: bool = True,
+    quantum: int = 0,
 ) -> Batch:
-    """Pads (pad=True) or crops to the shortest (pad=False, keeps the start); see the module docstring."""
+    """Pads (pad=True) or crops to the shortest (pad=False, keeps the start); see the module docstring.
+    quantum > 0: the batch's width is a multiple of it, padding rounded up or the crop rounded down (never below
+    one quantum), so that a run sees few distinct shapes (`data.length_quantum`)."""
     if not waveforms:
         raise ValueError("collate: empty batch")
     lens = [int(len(w)) for w in waveforms]
     width = max(lens) if pad else min(lens)
+    if quantum > 0:
+        width = -(-width // quantum) * quantum if pad else max(width // quantum * quantum, min(width, quantum))
     out = torch.zeros(len(waveforms), width, dtype=torch.float32)
     for i, wav in enumerate(waveforms):
         n = min(lens[i], width)

@@ -98,6 +98,7 @@ class AudioDataset(Dataset):
         self.group_names = list(group_names) if group_names else [f"group{i}" for i in range(len(self.groups))]
         self.augment = augment  # training only: speed perturbation / noise (w2v2cli.data.augment)
         self.skip_bad = skip_bad  # leave unreadable / non-finite utterances out (see the module docstring)
+        self.length_quantum = 0  # training batches' width in multiples of this (collate's `quantum`); 0 = off
 
     @classmethod
     def from_manifests(
@@ -173,7 +174,7 @@ class AudioDataset(Dataset):
             shortest = min(len(w) for w in wavs)
             wavs = [w[:shortest] for w in wavs]
         targets = [self.targets[i] for i in kept] if self.targets is not None else None
-        batch = collate(wavs, ids=kept, targets=targets, pad=self.pad)
+        batch = collate(wavs, ids=kept, targets=targets, pad=self.pad, quantum=self.length_quantum)
         batch.bad_files = bad
         return batch
 

@@ -89,6 +89,10 @@ class DataConfig:
     normalize: bool | str = "auto"  # auto (model.normalize_audio) | true | false: zero mean unit variance per utterance
     num_workers: int = 2
     prefetch_factor: int = 2
+    # training batches' length in multiples of this many samples (0 = exact): crop-to-shortest rounds down,
+    # padding rounds up. Few distinct shapes, so oneDNN builds few kernels: a new shape every step cost a third of
+    # a bf16 CPU training step (BENCHMARKS.md, "Tenth search"). Validation batches are never changed.
+    length_quantum: int = 0
     # unreadable / non-finite / missing audio is skipped (warned, counted, listed in DIR/bad_audio.tsv) up to this
     # many distinct files; one more stops the run with an error naming them
     max_bad_files: int = 10
@@ -102,6 +106,8 @@ class DataConfig:
         if self.padding not in ("auto", "pad", "crop"):
             raise ConfigError(f"data.padding must be auto, pad or crop, got {self.padding!r}")
         self.normalize = _tristate(self.normalize, "data.normalize")
+        if self.length_quantum < 0:
+            raise ConfigError(f"data.length_quantum must be >= 0 samples, got {self.length_quantum}")
         if self.min_sample_size > self.max_sample_size:
             raise ConfigError(f"data.min_sample_size ({self.min_sample_size}) is larger than "
                               f"data.max_sample_size ({self.max_sample_size})")
