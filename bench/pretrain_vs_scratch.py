@@ -75,6 +75,8 @@ def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: st
                    "--config", "tiny", "--out", str(out), "--max-updates", str(args.finetune_updates),
                    "--seed", str(seed), "--resume", "auto", "--threads", "1",
                    "--set", "data.num_workers=0", "--set", "logging.progress=plain",
+                   # exact batch lengths, as in every run BENCHMARKS.md reports (the preset now rounds them)
+                   "--set", "data.length_quantum=0",
                    "--set", "logging.log_interval=50",
                    "--set", f"checkpoint.validate_interval_updates={args.validate_every}",
                    "--set", f"checkpoint.save_interval_updates={args.validate_every}",
@@ -199,6 +201,7 @@ def main() -> None:
                            "--out", str(pt), "--max-updates", str(args.pretrain_updates),
                            "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
                            "--set", "data.num_workers=1", "--set", "logging.progress=plain",
+                           "--set", "data.length_quantum=0",  # as in the runs BENCHMARKS.md reports
                            "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
                    + [x for kv in args.pretrain_set for x in ("--set", kv)],
                    env, work / "pretrain.log", timeout=args.pretrain_minutes * 60)

@@ -22,7 +22,7 @@ lm_sentences=30000      # text-only sentences for the language model
 labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
 pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
-finetune_updates=1200   # fine-tuning updates
+finetune_updates=1700   # fine-tuning updates
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=1.0           # LM weight of the beam search (best of 0.5/1.0/2.0 on dev-clean, BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
