@@ -112,13 +112,18 @@ class ConvLayer(nn.Module):
         if self.norm_kind == "group":
             if frames is not None:
                 x = masked_group_norm(x, frames, self.norm)
-            elif x.stride(1) == 1 and x.shape[1] > 1:  # channels innermost: the group norm's channels-last kernel
+            elif _channels_innermost(x):  # the group norm's channels-last kernel
                 x = self.norm(x.unsqueeze(2)).squeeze(2)
             else:
                 x = self.norm(x)
         elif self.norm_kind == "layer":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
+
+
+def _channels_innermost(x: Tensor) -> bool:
+    """`x` `[B, C, T]` with several channels stored innermost (what the bf16 CPU conv paths produce)."""
+    return x.shape[1] > 1 and x.stride(1) == 1
 
 
 def _cpu_bf16(x: Tensor) -> bool:
@@ -137,7 +142,7 @@ def masked_group_norm(x: Tensor, frames: Tensor, norm: nn.GroupNorm) -> Tensor:
     b, c, t = x.shape
     if norm.num_groups != c:
         raise ValueError(f"masked_group_norm needs one group per channel, got {norm.num_groups} groups for {c}")
-    channels_last = c > 1 and x.stride(1) == 1
+    channels_last = _channels_innermost(x)
     xf = (x.transpose(1, 2) if channels_last else x).float()  # [B, T, C] or [B, C, T], contiguous either way
     time_dim = 1 if channels_last else 2
     per_channel = (1, 1, c) if channels_last else (1, c, 1)
