@@ -75,8 +75,7 @@ def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: st
                    "--config", "tiny", "--out", str(out), "--max-updates", str(args.finetune_updates),
                    "--seed", str(seed), "--resume", "auto", "--threads", "1",
                    "--set", "data.num_workers=0", "--set", "logging.progress=plain",
-                   # exact batch lengths, as in every run BENCHMARKS.md reports (the preset now rounds them)
-                   "--set", "data.length_quantum=0",
+                   "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
                    "--set", "logging.log_interval=50",
                    "--set", f"checkpoint.validate_interval_updates={args.validate_every}",
                    "--set", f"checkpoint.save_interval_updates={args.validate_every}",
@@ -163,6 +162,12 @@ def main() -> None:
     ap.add_argument("--validate-every", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds (pretrained and scratch each)")
     ap.add_argument("--corpus-seed", type=int, default=7)
+    ap.add_argument("--dtype", choices=("fp32", "bf16", "auto"), default="fp32",
+                    help="training precision of every run (fp32: the runs BENCHMARKS.md reports up to its tenth "
+                         "search; auto: bf16 on CPUs with bf16 units)")
+    ap.add_argument("--length-quantum", type=int, default=0,
+                    help="data.length_quantum of every run, in samples (0: exact batch lengths, as in the runs "
+                         "BENCHMARKS.md reports up to its tenth search; the tiny presets use 8000)")
     args = ap.parse_args()
 
     work = args.work.resolve()
@@ -201,7 +206,7 @@ def main() -> None:
                            "--out", str(pt), "--max-updates", str(args.pretrain_updates),
                            "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
                            "--set", "data.num_workers=1", "--set", "logging.progress=plain",
-                           "--set", "data.length_quantum=0",  # as in the runs BENCHMARKS.md reports
+                           "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
                            "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
                    + [x for kv in args.pretrain_set for x in ("--set", kv)],
                    env, work / "pretrain.log", timeout=args.pretrain_minutes * 60)

@@ -170,9 +170,7 @@ class AudioDataset(Dataset):
             wavs.append(self._crop(wav, spec.crop_to or self.max_sample_size, rng))
         if not wavs:
             return SkippedBatch(bad)
-        if not self.pad:  # the manifest's counts may be off by a few samples: crop to the real shortest
-            shortest = min(len(w) for w in wavs)
-            wavs = [w[:shortest] for w in wavs]
+        # without padding, collate crops to the real shortest (the manifest's counts may be off by a few samples)
         targets = [self.targets[i] for i in kept] if self.targets is not None else None
         batch = collate(wavs, ids=kept, targets=targets, pad=self.pad, quantum=self.length_quantum)
         batch.bad_files = bad
