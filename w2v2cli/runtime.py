@@ -22,8 +22,8 @@ primitives per batch shape (forward and backward of every layer), tens of batch 
 another ~2,400, so the cache thrashes and every validation compiles all of its kernels again. Its capacity is
 read from `ONEDNN_PRIMITIVE_CACHE_CAPACITY` when oneDNN makes its first primitive; `configure_runtime` sets it
 to 16,384 unless the environment already does. Measured (BENCHMARKS.md): tiny bf16 pretraining on 6 h of audio,
-updates 300-2,500 in 358 s instead of 448 s, and the slowdown of a long-lived process (13.9 -> 17.3 s per 100
-updates by update 2,500) mostly gone; RSS levels at ~2.5 GB.
+updates 300-2,500 in 358 s instead of 448 s (at update 2,500: 14.6 instead of 17.3 s per 100 updates, against
+~13 at the start: part of a long-lived process's slowdown has another cause); RSS levels at ~2.5 GB.
 """
 
 from __future__ import annotations
