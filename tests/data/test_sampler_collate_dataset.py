@@ -146,3 +146,20 @@ def test_length_quantum_config_is_checked():
     assert load_train_config("tiny", overrides=["data.length_quantum=4000"]).data.length_quantum == 4000
     with pytest.raises(ConfigError, match="data.length_quantum"):
         load_train_config("tiny", overrides=["data.length_quantum=-1"])
+
+
+def test_dataset_length_quantum_rounds_training_batches_and_defaults_off(tmp_path):
+    """The constructor's `length_quantum` reaches collate: cropped batches are cut to the multiple below, padded ones
+    widened to the multiple above; the default (0) keeps the exact widths (validation batches)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, n in (("a", 13_000), ("b", 21_000)):
+        sf.write(tmp_path / f"{name}.wav", rng.uniform(-0.5, 0.5, n).astype(np.float32), 16000, subtype="FLOAT")
+        paths.append(tmp_path / f"{name}.wav")
+    sizes = [13_000, 21_000]
+    cropped = AudioDataset(paths, sizes, length_quantum=4_000)[BatchSpec(0, 0, (0, 1), crop_to=13_000)]
+    assert cropped.waveforms.shape == (2, 12_000) and cropped.lengths.tolist() == [12_000, 12_000]
+    padded = AudioDataset(paths, sizes, pad=True, length_quantum=4_000)[BatchSpec(0, 0, (0, 1))]
+    assert padded.waveforms.shape == (2, 24_000) and padded.lengths.tolist() == [13_000, 21_000]
+    exact = AudioDataset(paths, sizes, pad=True)[BatchSpec(0, 0, (0, 1))]
+    assert exact.waveforms.shape == (2, 21_000)

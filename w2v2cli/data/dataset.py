@@ -81,6 +81,7 @@ class AudioDataset(Dataset):
         group_names: Sequence[str] | None = None,
         augment: Augmenter | None = None,
         skip_bad: bool = False,
+        length_quantum: int = 0,
     ):
         if len(paths) != len(sizes):
             raise ValueError(f"{len(paths)} paths but {len(sizes)} sizes")
@@ -98,7 +99,7 @@ class AudioDataset(Dataset):
         self.group_names = list(group_names) if group_names else [f"group{i}" for i in range(len(self.groups))]
         self.augment = augment  # training only: speed perturbation / noise (w2v2cli.data.augment)
         self.skip_bad = skip_bad  # leave unreadable / non-finite utterances out (see the module docstring)
-        self.length_quantum = 0  # training batches' width in multiples of this (collate's `quantum`); 0 = off
+        self.length_quantum = length_quantum  # batches' width in multiples of this (collate's `quantum`); 0 = off
 
     @classmethod
     def from_manifests(

@@ -376,7 +376,8 @@ class Trainer:
         ds = AudioDataset.from_manifests(manifests, langs=langs, targets=targets, sample_rate=d.sample_rate,
                                          normalize=self._normalize(), max_sample_size=d.max_sample_size,
                                          pad=pad, seed=self.cfg.seed, augment=augment, skip_bad=True,
-                                         max_missing=d.max_bad_files)
+                                         max_missing=d.max_bad_files,
+                                         length_quantum=d.length_quantum if train else 0)
         labelled = targets is not None
         if train:
             sampler = BucketBatchSampler(ds.sizes, d.max_tokens, d.max_sample_size, d.min_sample_size,
@@ -384,7 +385,6 @@ class Trainer:
                                          groups=ds.groups, alpha=d.sampling_alpha, rank=info.rank,
                                          world_size=info.world_size, update_freq=self.cfg.optim.update_freq,
                                          drop_longer=labelled)
-            ds.length_quantum = d.length_quantum
         else:  # validation: every utterance, uncropped when labelled, in length order
             max_size = max(d.max_sample_size, int(ds.sizes.max())) if labelled else d.max_sample_size
             sampler = BucketBatchSampler(ds.sizes, max(d.max_tokens, max_size), max_size, 0, d.max_batch_size,
