@@ -23,7 +23,12 @@ another ~2,400, so the cache thrashes and every validation compiles all of its k
 read from `ONEDNN_PRIMITIVE_CACHE_CAPACITY` when oneDNN makes its first primitive; `configure_runtime` sets it
 to 16,384 unless the environment already does. Measured (BENCHMARKS.md): tiny bf16 pretraining on 6 h of audio,
 updates 300-2,500 in 358 s instead of 448 s (at update 2,500: 14.6 instead of 17.3 s per 100 updates, against
-~13 at the start: part of a long-lived process's slowdown has another cause); RSS levels at ~2.5 GB.
+~13 at the start); RSS levels at ~2.5 GB. What remains of a long run's slowdown is not in the process: a fresh
+process resumed late runs no faster (BENCHMARKS.md, "Twelfth search").
+
+Denormal numbers (below 1.2e-38 in fp32) take x86 CPUs 10-100x longer per operation; they are flushed to zero
+(as GPUs do) in this thread and in every thread of torch's OpenMP pool, which `torch.set_flush_denormal` alone
+does not reach once the pool exists (`flush_denormals`).
 """
 
 from __future__ import annotations
@@ -106,9 +111,61 @@ def configure_runtime(threads: int | None = None, keep_memory: bool = True) -> R
         applied, reason = False, "not requested"
     # denormals (tiny weights/gradients late in training) are 10-100x slower on x86; flushing them is what
     # the GPU does anyway
-    flush = bool(torch.set_flush_denormal(True))
+    flush = flush_denormals()
     _applied = RuntimeSettings(applied, reason, torch.get_num_threads(), flush, os.environ[ONEDNN_CACHE_ENV])
     return _applied
+
+
+def _denormals_survive(threads: int) -> bool:
+    """True when an elementwise product split over `threads` OpenMP threads still makes denormals (1e-20 squared
+    is 1e-40, below fp32's smallest normal number): some thread of torch's pool does not flush them."""
+    import torch
+
+    y = torch.full((65_536 * 2 * max(threads, 1),), 1e-20)  # several of ATen's 32,768-element grains per thread
+    return bool((y * y).any())
+
+
+def _libgomp():
+    """The GNU OpenMP runtime this process has loaded (torch's own copy in pip wheels), else None."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split()[-1] for line in f if "libgomp" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.GOMP_parallel  # noqa: B018 - raises AttributeError when absent
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def flush_denormals() -> bool:
+    """Flushes CPU denormals to zero in this thread and in every thread of torch's OpenMP pool; True when no
+    thread of the pool makes denormals afterwards.
+
+    `torch.set_flush_denormal` sets the calling thread's MXCSR only. Threads created later inherit it, but once
+    torch has run a parallel op the pool's threads exist, and they would go on computing with denormals (half
+    of every 2-thread elementwise op, for a program that built its model before training). Then each pool
+    thread sets its own flag: one OpenMP parallel region through libgomp's `GOMP_parallel`, calling back into
+    torch in every thread."""
+    import torch
+
+    if not torch.set_flush_denormal(True):
+        return False  # not an x86 CPU with SSE3
+    threads = torch.get_num_threads()
+    if threads < 2 or not _denormals_survive(threads):
+        return True
+    lib = _libgomp()
+    if lib is None:
+        return False
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _data: torch.set_flush_denormal(True))
+    lib.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    lib.GOMP_parallel.restype = None
+    lib.GOMP_parallel(ctypes.cast(callback, ctypes.c_void_p), None, threads, 0)
+    return not _denormals_survive(threads)
 
 
 # ------------------------------------------------------------------------------------------- bf16 or fp32

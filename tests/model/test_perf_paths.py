@@ -185,3 +185,29 @@ def test_runtime_onednn_cache_keeps_more_than_1024_kernels():
     assert (cache, compiled, found) == ("16384", 1100, 1)
     cache, compiled, found = _cache_probe({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"})
     assert (cache, compiled, found) == ("1024", 1101, 0)
+
+
+_DENORMAL_PROBE = r"""
+import json, sys, torch
+torch.set_num_threads(2)
+y = torch.full((1_000_000,), 1e-20)
+y * 2  # a parallel op before w2v2 configures anything: torch's OpenMP pool threads exist from here on
+if sys.argv[1] == "torch":
+    flushed = torch.set_flush_denormal(True)  # the calling thread only
+else:
+    from w2v2cli.runtime import configure_runtime
+    flushed = configure_runtime().flush_denormal
+print(json.dumps({"flushed": bool(flushed), "denormals": int(((y * y) != 0).sum())}), flush=True)
+"""
+
+
+def test_runtime_flushes_denormals_in_every_thread_of_an_existing_pool():
+    # 1e-20 squared is a denormal (1e-40): flushed, every element of the product is 0. torch's own switch leaves
+    # the pool's second thread making denormals (its half of the product); configure_runtime reaches it too
+    def probe(mode):
+        out = subprocess.run([sys.executable, "-c", _DENORMAL_PROBE, mode], capture_output=True, text=True,
+                             check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert probe("torch") == {"flushed": True, "denormals": 500_000}
+    assert probe("w2v2") == {"flushed": True, "denormals": 0}

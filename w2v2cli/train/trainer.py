@@ -47,6 +47,7 @@ from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, SkippedBatch, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
+from w2v2cli.runtime import configure_runtime, flush_denormals, resolve_dtype
 from w2v2cli.train import distributed as D
 from w2v2cli.train.config import TrainConfig
 from w2v2cli.train.evaluate import evaluate
@@ -89,8 +90,6 @@ class TrainResult:
 def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str | None = None,
           valid: Sequence[str] | None = None, console: Console | None = None) -> TrainResult:
     """Runs training to `optim.max_updates` (or a stop condition); see the module docstring."""
-    from w2v2cli.runtime import configure_runtime
-
     configure_runtime()  # keep freed activation memory mapped (glibc), flush denormals: see w2v2cli/runtime.py
     return Trainer(cfg, task, Path(out_dir), resume, list(valid or cfg.data.valid), console).run()
 
@@ -99,8 +98,6 @@ def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str 
 def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
     """(precision, why) of a training run: `auto` follows `w2v2cli.runtime.resolve_dtype` (bf16 on GPUs that
     have it, else fp16; bf16 on CPUs with AMX or avx512_bf16; else fp32)."""
-    from w2v2cli.runtime import resolve_dtype
-
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("optim.precision fp16 needs a GPU (GradScaler)", hint="use optim.precision=bf16 on CPU")
     return resolve_dtype(name, str(device), training=True)
@@ -609,7 +606,7 @@ class Trainer:
         self.precision, why = resolve_precision(cfg.optim.precision, self.device)
         self._precision_note = f"{self.precision} ({why})"
         if self.device.type == "cpu":
-            torch.set_flush_denormal(True)  # denormals make CPU kernels 10x slower once activations get tiny
+            flush_denormals()  # in every pool thread: denormals make CPU kernels 10x slower once values get tiny
         # data: a deterministic plan of batches; the loader's workers only load audio
         manifests = [s.path for s in cfg.data.train]
         self.dataset, self.sampler, self.loader = self.build_data(info, manifests, source_languages(cfg.data.train),
