@@ -163,3 +163,23 @@ def test_dataset_length_quantum_rounds_training_batches_and_defaults_off(tmp_pat
     assert padded.waveforms.shape == (2, 24_000) and padded.lengths.tolist() == [13_000, 21_000]
     exact = AudioDataset(paths, sizes, pad=True)[BatchSpec(0, 0, (0, 1))]
     assert exact.waveforms.shape == (2, 21_000)
+
+
+def test_sorted_epochs_go_from_shortest_to_longest_then_shuffle():
+    """SortaGrad: epochs 1..sorted_epochs yield the batches in ascending length, later epochs in a shuffled order;
+    every epoch holds the same utterances either way."""
+    s = _sampler(sorted_epochs=2)
+    longest = [[max(min(SIZES[i], 40_000) for i in b) for b in s.global_batches(e)] for e in (1, 2, 3)]
+    assert longest[0] == sorted(longest[0]) and longest[1] == sorted(longest[1])
+    assert longest[2] != sorted(longest[2])
+    assert sorted(i for b in s.global_batches(1) for i in b) == sorted(i for b in s.global_batches(3) for i in b)
+    assert _sampler().global_batches(1) != s.global_batches(1)  # the default shuffles from the first epoch
+
+
+def test_sorted_epochs_config_is_checked():
+    from w2v2cli.errors import ConfigError
+    from w2v2cli.train.config import load_train_config
+
+    assert load_train_config("tiny_ctc", overrides=["data.sorted_epochs=3"]).data.sorted_epochs == 3
+    with pytest.raises(ConfigError, match="data.sorted_epochs"):
+        load_train_config("tiny_ctc", overrides=["data.sorted_epochs=-1"])

@@ -87,15 +87,18 @@ def test_plot_command_renders_png_and_names_missing_matplotlib(tmp_path, monkeyp
 
 
 def test_training_batches_get_the_length_quantum_and_validation_batches_do_not(few, tmp_path):
-    """`data.length_quantum` rounds training batches only: validation scores every utterance at its own length."""
+    """`data.length_quantum` rounds training batches only: validation scores every utterance at its own length.
+    `data.sorted_epochs` reaches the training sampler."""
     from w2v2cli.train.distributed import DistInfo
     from w2v2cli.train.trainer import Trainer
 
-    cfg = resolve_config("tiny", FAST + ["data.length_quantum=4000"], train=[few], valid=[few])
+    cfg = resolve_config("tiny", FAST + ["data.length_quantum=4000", "data.sorted_epochs=2"], train=[few],
+                         valid=[few])
     trainer = Trainer(cfg, PretrainTask(cfg), tmp_path / "run", None, [str(few)])
     trainer.device = torch.device("cpu")
     train_ds, sampler, _ = trainer.build_data(DistInfo(), [str(few)], None, train=True)
-    valid_ds, _, _ = trainer.build_data(DistInfo(), [str(few)], None, train=False)
+    valid_ds, valid_sampler, _ = trainer.build_data(DistInfo(), [str(few)], None, train=False)
     assert (train_ds.length_quantum, valid_ds.length_quantum) == (4000, 0)
+    assert (sampler.sorted_epochs, valid_sampler.shuffle) == (2, False)  # SortaGrad: a training-order option
     batch = train_ds[sampler.spec(0, 0)]
     assert batch.waveforms.shape[1] % 4000 == 0 and batch.waveforms.shape[1] >= 4000

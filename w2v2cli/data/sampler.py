@@ -72,6 +72,7 @@ class BucketBatchSampler:
         update_freq: int = 1,
         drop_longer: bool = False,
         wrap: bool = True,
+        sorted_epochs: int = 0,
     ):
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.max_tokens = int(max_tokens)
@@ -103,6 +104,7 @@ class BucketBatchSampler:
         amounts = [float(self.sizes[g].sum()) for g in self.groups]
         self.probs = language_probabilities(amounts, alpha) if len(self.groups) > 1 else np.ones(1)
         self.wrap = wrap  # False (validation): no repeated batches, ranks may get one batch less
+        self.sorted_epochs = int(sorted_epochs)  # epochs 1..N: batches from the shortest to the longest
         self.epoch, self.start = 1, 0
         self.num_distinct = 0  # set with each epoch plan (global_batches)
         self._cache: tuple[int, list[tuple[int, ...]]] | None = None
@@ -143,7 +145,7 @@ class BucketBatchSampler:
             current.append(idx)
         if current:
             batches.append(tuple(current))
-        if self.shuffle:
+        if self.shuffle and epoch > self.sorted_epochs:  # else ascending lengths, as built
             order = rng.permutation(len(batches))
             batches = [batches[i] for i in order]
         chunk = self.world_size * self.update_freq

@@ -93,6 +93,9 @@ class DataConfig:
     # padding rounds up. Few distinct shapes, so oneDNN builds few kernels: a new shape every step cost a third of
     # a bf16 CPU training step (BENCHMARKS.md, "Tenth search"). Validation batches are never changed.
     length_quantum: int = 0
+    # the first N epochs go through the training batches from the shortest to the longest (SortaGrad, Amodei et
+    # al. 2016: short utterances are easier to align, which helps CTC out of its all-blank phase); 0 = shuffled
+    sorted_epochs: int = 0
     # unreadable / non-finite / missing audio is skipped (warned, counted, listed in DIR/bad_audio.tsv) up to this
     # many distinct files; one more stops the run with an error naming them
     max_bad_files: int = 10
@@ -108,6 +111,8 @@ class DataConfig:
         self.normalize = _tristate(self.normalize, "data.normalize")
         if self.length_quantum < 0:
             raise ConfigError(f"data.length_quantum must be >= 0 samples, got {self.length_quantum}")
+        if self.sorted_epochs < 0:
+            raise ConfigError(f"data.sorted_epochs must be >= 0, got {self.sorted_epochs}")
         if self.min_sample_size > self.max_sample_size:
             raise ConfigError(f"data.min_sample_size ({self.min_sample_size}) is larger than "
                               f"data.max_sample_size ({self.max_sample_size})")

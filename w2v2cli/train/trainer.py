@@ -381,7 +381,7 @@ class Trainer:
                                          d.max_batch_size, pad=pad, seed=self.cfg.seed, shuffle=True,
                                          groups=ds.groups, alpha=d.sampling_alpha, rank=info.rank,
                                          world_size=info.world_size, update_freq=self.cfg.optim.update_freq,
-                                         drop_longer=labelled)
+                                         drop_longer=labelled, sorted_epochs=d.sorted_epochs)
         else:  # validation: every utterance, uncropped when labelled, in length order
             max_size = max(d.max_sample_size, int(ds.sizes.max())) if labelled else d.max_sample_size
             sampler = BucketBatchSampler(ds.sizes, max(d.max_tokens, max_size), max_size, 0, d.max_batch_size,
