@@ -7,7 +7,8 @@
 
 Each epoch the utterances are shuffled with `(seed, epoch)`, stably sorted by cropped length (so equal lengths
 are in random order: length buckets), cut greedily into batches whose `size x longest` stays within
-`max_tokens`, and the batch order is shuffled. The global list is the same on every rank; it is padded by
+`max_tokens`, and the batch order is shuffled (except in the first `sorted_epochs` epochs, which go from the
+shortest batch to the longest: SortaGrad). The global list is the same on every rank; it is padded by
 wrapping around to a multiple of `world_size x update_freq`, so every rank gets the same number of batches and an
 update always consumes `world_size x update_freq` global batches: rank r takes global batches
 `u*W*F + f*W + r`. This makes 2 processes with update_freq 1 see exactly the batches that 1 process with
