@@ -47,7 +47,7 @@ from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, SkippedBatch, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
-from w2v2cli.runtime import configure_runtime, flush_denormals, resolve_dtype
+from w2v2cli.runtime import configure_runtime, resolve_dtype
 from w2v2cli.train import distributed as D
 from w2v2cli.train.config import TrainConfig
 from w2v2cli.train.evaluate import evaluate
@@ -90,7 +90,9 @@ class TrainResult:
 def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str | None = None,
           valid: Sequence[str] | None = None, console: Console | None = None) -> TrainResult:
     """Runs training to `optim.max_updates` (or a stop condition); see the module docstring."""
-    configure_runtime()  # keep freed activation memory mapped (glibc), flush denormals: see w2v2cli/runtime.py
+    # keep freed activation memory mapped (glibc), flush denormals in every thread (the only place the trainer does:
+    # threads made later inherit the flag), oneDNN's kernel cache: see w2v2cli/runtime.py
+    configure_runtime()
     return Trainer(cfg, task, Path(out_dir), resume, list(valid or cfg.data.valid), console).run()
 
 
@@ -605,8 +607,6 @@ class Trainer:
             self._remove_stale_temporaries()
         self.precision, why = resolve_precision(cfg.optim.precision, self.device)
         self._precision_note = f"{self.precision} ({why})"
-        if self.device.type == "cpu":
-            flush_denormals()  # in every pool thread: denormals make CPU kernels 10x slower once values get tiny
         # data: a deterministic plan of batches; the loader's workers only load audio
         manifests = [s.path for s in cfg.data.train]
         self.dataset, self.sampler, self.loader = self.build_data(info, manifests, source_languages(cfg.data.train),
