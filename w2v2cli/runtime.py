@@ -17,14 +17,16 @@ library is not glibc (musl, macOS), when `W2V2_MALLOC_KEEP=0` is set in the envi
 already tuned glibc through `GLIBC_TUNABLES` (their settings win).
 
 oneDNN (PyTorch's CPU convolutions, and its bf16 matrix products) compiles a kernel ("primitive") for each new
-shape and keeps the last 1,024 in a cache. A training run sees more than that: a tiny pretraining run makes ~80
-primitives per batch shape (forward and backward of every layer), tens of batch shapes, and each validation
-another ~2,400, so the cache thrashes and every validation compiles all of its kernels again. Its capacity is
-read from `ONEDNN_PRIMITIVE_CACHE_CAPACITY` when oneDNN makes its first primitive; `configure_runtime` sets it
-to 16,384 unless the environment already does. Measured (BENCHMARKS.md): tiny bf16 pretraining on 6 h of audio,
-updates 300-2,500 in 358 s instead of 448 s (at update 2,500: 14.6 instead of 17.3 s per 100 updates, against
-~13 at the start); RSS levels at ~2.5 GB. What remains of a long run's slowdown is not in the process: a fresh
-process resumed late runs no faster (BENCHMARKS.md, "Twelfth search").
+shape and keeps the last 1,024 in a cache. A training run whose batch lengths come in few shapes
+(`data.length_quantum`) needs more than that: a tiny pretraining run makes ~80 primitives per batch shape (forward
+and backward of every layer), tens of batch shapes, and each validation another ~2,400, so the cache thrashes and
+every validation compiles all of its kernels again. Its capacity is read from `ONEDNN_PRIMITIVE_CACHE_CAPACITY`
+when oneDNN makes its first primitive; `enlarge_kernel_cache` sets it to 16,384 unless the environment already
+does, and the trainer calls it for runs with a length quantum. Measured (BENCHMARKS.md): tiny bf16 pretraining
+with the quantum on 6 h of audio, updates 300-2,500 in 358 s instead of 448 s; RSS levels at ~2.5 GB. Not for
+exact batch lengths: there nearly every batch has new shapes, the large cache only fills with kernels used once,
+and the same tiny pretraining in fp32 ran 24 instead of 45 audio s/s by update 500 (RSS 7 instead of 2.6 GB, half
+the CPU time in the kernel; BENCHMARKS.md, "Thirteenth search").
 
 Denormal numbers (below 1.2e-38 in fp32) take x86 CPUs 10-100x longer per operation; they are flushed to zero
 (as GPUs do) in this thread and in every thread of torch's OpenMP pool, which `torch.set_flush_denormal` alone
@@ -52,14 +54,12 @@ ONEDNN_CACHE_CAPACITY = 16384  # oneDNN's default: 1,024
 @dataclass(frozen=True)
 class RuntimeSettings:
     """What `configure_runtime` did: malloc_keep_memory (glibc told to keep freed memory), reason when not,
-    threads (torch intra-op threads in use), flush_denormal (CPU denormals flushed to zero), onednn_cache
-    (`ONEDNN_PRIMITIVE_CACHE_CAPACITY` as the process has it: ours, or the user's)."""
+    threads (torch intra-op threads in use), flush_denormal (CPU denormals flushed to zero)."""
 
     malloc_keep_memory: bool
     reason: str
     threads: int
     flush_denormal: bool
-    onednn_cache: str = ""
 
 
 def _glibc():
@@ -101,10 +101,8 @@ def configure_runtime(threads: int | None = None, keep_memory: bool = True) -> R
     if _applied is not None:
         if threads:
             _applied = RuntimeSettings(_applied.malloc_keep_memory, _applied.reason, torch.get_num_threads(),
-                                       _applied.flush_denormal, _applied.onednn_cache)
+                                       _applied.flush_denormal)
         return _applied
-    # before oneDNN makes its first primitive (it reads the variable then); a user's value wins
-    os.environ.setdefault(ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY))
     if keep_memory:
         applied, reason = malloc_keep_memory()
     else:
@@ -112,8 +110,16 @@ def configure_runtime(threads: int | None = None, keep_memory: bool = True) -> R
     # denormals (tiny weights/gradients late in training) are 10-100x slower on x86; flushing them is what
     # the GPU does anyway
     flush = flush_denormals()
-    _applied = RuntimeSettings(applied, reason, torch.get_num_threads(), flush, os.environ[ONEDNN_CACHE_ENV])
+    _applied = RuntimeSettings(applied, reason, torch.get_num_threads(), flush)
     return _applied
+
+
+def enlarge_kernel_cache() -> str:
+    """Lets oneDNN keep 16,384 compiled kernels instead of 1,024 (see the module docstring: for runs whose
+    shapes repeat), unless `ONEDNN_PRIMITIVE_CACHE_CAPACITY` is already set (a user's value wins). Takes effect
+    only before oneDNN makes its first primitive, when it reads the variable. Returns the capacity the process
+    has from then on."""
+    return os.environ.setdefault(ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY))
 
 
 def _denormals_survive(threads: int) -> bool:

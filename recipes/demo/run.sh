@@ -21,8 +21,10 @@ speakers=120            # voices in the training pool (dev and test get 40 voice
 lm_sentences=30000      # text-only sentences for the language model
 labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
-pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch)
-finetune_updates=1700   # fine-tuning updates
+pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch; empty: no cap)
+pretrain_minutes=       # pretraining time budget in minutes (as many updates as fit; --pretrain-updates caps it)
+finetune_updates=1700   # fine-tuning updates (empty: no cap)
+finetune_minutes=       # fine-tuning time budget in minutes, per model (--finetune-updates caps it)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=1.0           # LM weight of the beam search (best of 0.5/1.0/2.0 on dev-clean, BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
@@ -40,8 +42,18 @@ data=$dir/data
 thread_opt=()
 [ -n "$threads" ] && thread_opt=(--threads "$threads")
 models=(pretrained)
-[ "$pretrain_updates" -eq 0 ] && models=(scratch)
-[ "$scratch" = true ] && [ "$pretrain_updates" -gt 0 ] && models+=(scratch)
+[ "$pretrain_updates" = 0 ] && models=(scratch)
+[ "$scratch" = true ] && [ "$pretrain_updates" != 0 ] && models+=(scratch)
+# how long each training runs: a time budget (--max-minutes) and/or a number of updates (--max-updates)
+length_opts() {  # minutes updates
+  local opts=()
+  [ -n "$1" ] && opts+=(--max-minutes "$1")
+  [ -n "$2" ] && opts+=(--max-updates "$2")
+  [ ${#opts[@]} -gt 0 ] || { echo "run.sh: set a time budget (--*-minutes) or a number of updates (--*-updates)" >&2; exit 1; }
+  echo "${opts[@]}"
+}
+pretrain_length=$(length_opts "$pretrain_minutes" "$pretrain_updates")
+finetune_length=$(length_opts "$finetune_minutes" "$finetune_updates")
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f "$dir/.synth.done" ]; then
   log "Stage 0: synthesise a LibriSpeech-layout corpus ($hours h, $speakers voices, + dev/test, + LM text) in $corpus"
@@ -58,10 +70,11 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f "$dir/.manifest.done" ]; 
   touch "$dir/.manifest.done"
 fi
 
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ "$pretrain_updates" -gt 0 ] && [ ! -f "$dir/.pretrain.done" ]; then
-  log "Stage 2: self-supervised pretraining of the tiny model on all training audio ($pretrain_updates updates)"
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ "$pretrain_updates" != 0 ] && [ ! -f "$dir/.pretrain.done" ]; then
+  log "Stage 2: self-supervised pretraining of the tiny model on all training audio ($pretrain_length)"
+  # shellcheck disable=SC2086  # the length options are words
   w2v2 pretrain "$data/train-clean-100.tsv" --valid "$data/dev-clean.tsv" --config tiny \
-    --out "$dir/pretrain" --max-updates "$pretrain_updates" --seed "$seed" --resume auto --dtype "$dtype" \
+    --out "$dir/pretrain" $pretrain_length --seed "$seed" --resume auto --dtype "$dtype" \
     "${thread_opt[@]}"
   touch "$dir/.pretrain.done"
 fi
@@ -71,9 +84,10 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     [ -f "$dir/.finetune_$model.done" ] && continue
     init=none
     [ "$model" = pretrained ] && init=$dir/pretrain/checkpoint_last
-    log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_updates updates)"
+    log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_length)"
+    # shellcheck disable=SC2086  # the length options are words
     w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config tiny \
-      --out "$dir/finetune_$model" --max-updates "$finetune_updates" --seed "$seed" --resume auto --dtype "$dtype" \
+      --out "$dir/finetune_$model" $finetune_length --seed "$seed" --resume auto --dtype "$dtype" \
       "${thread_opt[@]}"
     touch "$dir/.finetune_$model.done"
   done

@@ -154,37 +154,46 @@ def test_runtime_respects_user_glibc_tunables():
 
 
 _CACHE_PROBE = r"""
-import json, torch
-from w2v2cli.runtime import configure_runtime
-s = configure_runtime()
+import json, os, sys, torch
+from w2v2cli.train.pretrain import pretrain
+few, quantum, out = sys.argv[1:4]
+# one real training update (the trainer decides the kernel cache), then 1,100 new convolution shapes: more than
+# oneDNN's default capacity of 1,024 kernels; then the first of them again: still cached?
+pretrain([few], out, config="tiny", max_updates=1,
+         overrides=[f"data.length_quantum={quantum}", "data.num_workers=0", "logging.progress=none",
+                    "data.max_sample_size=32000", "data.max_tokens=64000"])
 w = torch.randn(32, 32, 3)
 def conv(n):
     torch.nn.functional.conv1d(torch.randn(2, 32, n), w)  # batch > 1: oneDNN (fp32 too)
-for n in range(400, 1500):  # 1,100 shapes: more convolution primitives alone than oneDNN's default 1,024
+for n in range(400, 1500):
     conv(n)
-conv(400)  # the first shape again
-print(json.dumps({"cache": s.onednn_cache}), flush=True)
+conv(400)
+print(json.dumps({"cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "")}), flush=True)
 """
 
 
-def _cache_probe(env_extra: dict[str, str]) -> tuple[str, int, int]:
-    """(the capacity the run had, convolution kernels compiled, convolution kernels found in the cache)."""
+def _cache_probe(few, quantum: int, out, env_extra: dict[str, str]) -> tuple[str, int, int]:
+    """(the capacity the run had, times the first probe shape was compiled, times it was found in the cache)."""
     env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
     env.update(env_extra, ONEDNN_VERBOSE="profile_create")
-    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True, env=env, check=True)
-    lines = [line for line in out.stdout.splitlines() if "primitive,create" in line and ",convolution," in line]
-    cache = next(json.loads(line)["cache"] for line in out.stdout.splitlines() if line.startswith("{"))
+    res = subprocess.run([sys.executable, "-c", _CACHE_PROBE, str(few), str(quantum), str(out)], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [line for line in res.stdout.splitlines()
+             if "primitive,create" in line and "ic32oc32_ih1oh1kh1sh1dh0ph0_iw400ow" in line]
+    cache = next(json.loads(line)["cache"] for line in res.stdout.splitlines() if line.startswith("{"))
     return cache, sum("cache_miss" in line for line in lines), sum("cache_hit" in line for line in lines)
 
 
-def test_runtime_onednn_cache_keeps_more_than_1024_kernels():
-    # oneDNN keeps 1,024 compiled kernels by default; a training run needs more (BENCHMARKS.md): with ours, the
-    # first shape's convolution is still cached after 1,099 others; with the user's 1,024 it was evicted and
-    # compiled again
-    cache, compiled, found = _cache_probe({})
-    assert (cache, compiled, found) == ("16384", 1100, 1)
-    cache, compiled, found = _cache_probe({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"})
-    assert (cache, compiled, found) == ("1024", 1101, 0)
+def test_trainer_enlarges_the_onednn_kernel_cache_only_for_runs_with_few_batch_shapes(few, tmp_path):
+    # oneDNN keeps 1,024 compiled kernels by default; a run with a length quantum (few batch shapes) needs more
+    # (BENCHMARKS.md, "Eleventh search"): its process keeps 16,384, so the first probe shape is still cached after
+    # 1,099 others. With exact batch lengths the large cache only fills with kernels used once and made fp32
+    # pretraining 1.8x slower ("Thirteenth search"): oneDNN's default stays, and the shape was evicted
+    assert _cache_probe(few, 4000, tmp_path / "q", {}) == ("16384", 1, 1)
+    assert _cache_probe(few, 0, tmp_path / "exact", {}) == ("", 2, 0)
+    # the user's setting wins
+    assert _cache_probe(few, 4000, tmp_path / "user", {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}) == ("1024", 2, 0)
 
 
 _DENORMAL_PROBE = r"""

@@ -42,6 +42,23 @@ TrainDtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, fp32 o
                                                                    "summary).")]
 RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics, config).")]
 MaxUpdates = Annotated[Optional[int], typer.Option("--max-updates", help="Stop after N updates.")]
+MaxMinutes = Annotated[Optional[float], typer.Option("--max-minutes", min=0.0, help="Train for about M minutes: "
+                                                     "the number of updates is planned from the measured speed "
+                                                     "and the lr schedule ends with it (sets optim.max_minutes; "
+                                                     "--max-updates, if given, caps it).")]
+NO_UPDATE_CAP = 1_000_000_000  # optim.max_updates when --max-minutes alone sets the run's length
+
+
+def budget_options(set_: list[str] | None, max_minutes: float | None,
+                   max_updates: int | None) -> tuple[list[str], int | None]:
+    """--max-minutes as `--set optim.max_minutes=M` after the other --set values; without --max-updates the
+    budget alone sets the run's length (the preset's max_updates would otherwise cap it)."""
+    set_ = list(set_ or [])
+    if max_minutes:
+        set_.append(f"optim.max_minutes={max_minutes}")
+        if max_updates is None:
+            max_updates = NO_UPDATE_CAP
+    return set_, max_updates
 Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest loadable checkpoint in --out, if "
                                                                 "any), a checkpoint directory, or 'restart' (move "
                                                                 "the run in --out aside and start over).")]

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads, TrainDtype
+from w2v2cli.cli._options import (MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype,
+                                  budget_options)
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -40,6 +41,7 @@ def finetune_cmd(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-5); repeatable.")] = None,
     max_updates: MaxUpdates = None,
+    max_minutes: MaxMinutes = None,
     resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, head init, masks).")]
     = None,
@@ -58,6 +60,7 @@ def finetune_cmd(
     console = Console(stderr=True)
     if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
         set_ = (set_ or []) + [f"optim.precision={dtype}"]
+    set_, max_updates = budget_options(set_, max_minutes, max_updates)
     cfg = finetune_config(config, set_ or [], train, valid or [], max_updates, seed, vocab, vocab_size, console)
     result = run_finetuning(cfg, out, init, resume=resume, spm_type=spm_type, overrides=set_ or [], console=console)
     rows = []

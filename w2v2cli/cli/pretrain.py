@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import MaxUpdates, Resume, RunDir, Threads, TrainDtype
+from w2v2cli.cli._options import (MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype,
+                                  budget_options)
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -27,6 +28,7 @@ def pretrain_cmd(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-4); repeatable.")] = None,
     max_updates: MaxUpdates = None,
+    max_minutes: MaxMinutes = None,
     resume: Resume = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (data order, init, masks).")] = None,
     threads: Threads = None,
@@ -43,6 +45,7 @@ def pretrain_cmd(
     console = Console(stderr=True)
     if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
         set_ = (set_ or []) + [f"optim.precision={dtype}"]
+    set_, max_updates = budget_options(set_, max_minutes, max_updates)
     cfg = pretrain_config(config, set_ or [], train, valid or [], max_updates, seed)
     result = run_pretraining(cfg, out, resume=resume, console=console)
     m, v = result.train_metrics, result.valid_metrics

@@ -17,6 +17,7 @@ Fine-tuning presets (`base_10m` ... `base_960h`) carry the paper's low-resource 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,9 @@ class OptimConfig:
     update_freq: int = 1  # micro-batches accumulated per update (per GPU)
     max_updates: int = 400_000
     max_epochs: int = 0  # 0 = no limit
+    # training-time budget in minutes (0 = none): the run plans its number of updates from its measured speed so
+    # that it ends at the budget, and the lr schedule ends with it; max_updates still caps it (w2v2cli/train/budget.py)
+    max_minutes: float = 0.0
     precision: str = "auto"  # auto (GPU: bf16, fp16 without; CPU: bf16 with AMX/avx512_bf16, else fp32) | fp32 | bf16 | fp16
     max_nonfinite: int = 10  # stop after this many non-finite losses in a row
 
@@ -155,6 +159,9 @@ class OptimConfig:
             raise ConfigError(f"optim.update_freq must be >= 1, got {self.update_freq}")
         if self.max_updates < 1:
             raise ConfigError(f"optim.max_updates must be >= 1, got {self.max_updates}")
+        if not (self.max_minutes >= 0 and math.isfinite(self.max_minutes)):
+            raise ConfigError(f"optim.max_minutes must be a number of minutes >= 0 (0 = no budget), got "
+                              f"{self.max_minutes}")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"optim.betas must be in [0, 1), got {self.betas}")
         if self.max_nonfinite < 1:

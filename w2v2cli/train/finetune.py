@@ -140,6 +140,7 @@ class CTCTask:
         # come from the run's checkpoint) and this comes from the run's init.yaml
         self.init_kind = init.kind if init is not None else init_kind
         self.freeze_updates = cfg.task.freeze_finetune_updates
+        self.total_updates = cfg.optim.max_updates  # the run's length (the trainer sets a time budget's plan)
         self.infeasible: dict[str, int] = {}  # manifest -> utterances whose labels need more frames than they have
         self._data_warnings: list[str] = []
         self._frozen: bool | None = None
@@ -268,9 +269,9 @@ class CTCTask:
         if update <= self.freeze_updates:
             causes.append(f"frozen too long: the transformer is still frozen (update {update} <= "
                           f"task.freeze_finetune_updates {self.freeze_updates}), only the output layer has learned")
-        elif self.freeze_updates >= cfg.optim.max_updates // 2:
+        elif self.freeze_updates >= self.total_updates // 2:
             causes.append(f"frozen too long: task.freeze_finetune_updates = {self.freeze_updates} of "
-                          f"{cfg.optim.max_updates} updates leaves little time to train the transformer")
+                          f"{self.total_updates} updates leaves little time to train the transformer")
         causes.append(f"too few updates: CTC models emit only blanks for a while before letters appear "
                       f"({update} updates so far; raise optim.max_updates)")
         causes.append(f"learning rate: optim.lr = {cfg.optim.lr:g} may be too low to leave the blank phase in "
@@ -286,7 +287,7 @@ class CTCTask:
 
     def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
         blank = metrics.get("blank_frac")
-        late = update >= max(2 * self.freeze_updates, self.cfg.optim.max_updates // 2)
+        late = update >= max(2 * self.freeze_updates, self.total_updates // 2)
         if blank is not None and late and blank > 0.995:
             return [("all_blank", f"training output is {blank:.1%} blank at update {update}: the model is stuck in "
                                   "the all-blank phase (lr, freeze_finetune_updates, labels?)")]

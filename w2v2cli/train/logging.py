@@ -121,6 +121,12 @@ class RunLogger:
             raise TrainingError(f"cannot write {self.out_dir / METRICS_FILE}: {err.strerror or err}",
                                 hint=f"free space on {self.out_dir}, then continue with --resume auto") from err
 
+    def set_total(self, max_updates: int) -> None:
+        """The run's length changed (a time budget's plan)."""
+        self.max_updates = max_updates
+        if self._progress is not None:
+            self._progress.update(self._task, total=max_updates)
+
     def eta(self, update: int) -> float | None:
         done = update - self._start_update
         if done <= 0:

@@ -46,6 +46,8 @@ class TrainerState:
     audio_seconds: float = 0.0  # training audio processed (all ranks)
     wall_seconds: float = 0.0  # training time before this process started
     bad_files: int = 0  # distinct audio files skipped as unreadable / non-finite (data.max_bad_files)
+    planned_updates: int = 0  # optim.max_minutes: the run's length in updates planned from its speed (0: none yet)
+    plan_fixed: bool = False  # optim.max_minutes: past half the budget, the planned length no longer changes
     seed: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific primitives
 

@@ -31,6 +31,7 @@ class Task(Protocol):
     kind: str  # checkpoint kind written with the weights: "pretrain" | "ctc"
     vocab: Any  # w2v2cli.vocab.Vocabulary for CTC, None for pretraining
     sum_metrics: tuple[str, ...]  # metrics summed over micro-batches/ranks; the others are sample-size weighted
+    total_updates: int  # the run's length (optim.max_updates, or a time budget's plan): set by the trainer
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         """A fresh model (random or from an --init checkpoint); the trainer restores weights on resume."""
@@ -85,6 +86,7 @@ class PretrainTask:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.chance = math.log(cfg.model.num_negatives + 1)
+        self.total_updates = cfg.optim.max_updates
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         from w2v2cli.model import build_model

@@ -47,7 +47,8 @@ from w2v2cli.data.augment import make_augmenter
 from w2v2cli.data.dataset import AudioDataset, SkippedBatch, make_loader, raise_if_failed
 from w2v2cli.data.sampler import BucketBatchSampler
 from w2v2cli.errors import CheckpointError, ConfigError, DataError, TrainingError
-from w2v2cli.runtime import configure_runtime, resolve_dtype
+from w2v2cli.runtime import configure_runtime, enlarge_kernel_cache, resolve_dtype
+from w2v2cli.train import budget as B
 from w2v2cli.train import distributed as D
 from w2v2cli.train.config import TrainConfig
 from w2v2cli.train.evaluate import evaluate
@@ -70,7 +71,7 @@ class TrainResult:
     out_dir: Path
     update: int
     epoch: int
-    stopped: str  # max_updates | max_epochs | early_stop | SIGTERM | SIGINT
+    stopped: str  # max_updates | max_epochs | max_minutes (a budget's overrun guard) | early_stop | SIGTERM | SIGINT
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)  # last logged
@@ -93,6 +94,8 @@ def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str 
     # keep freed activation memory mapped (glibc), flush denormals in every thread (the only place the trainer does:
     # threads made later inherit the flag), oneDNN's kernel cache: see w2v2cli/runtime.py
     configure_runtime()
+    if cfg.data.length_quantum:  # few batch shapes: keep their kernels (not for exact lengths: w2v2cli/runtime.py)
+        enlarge_kernel_cache()
     return Trainer(cfg, task, Path(out_dir), resume, list(valid or cfg.data.valid), console).run()
 
 
@@ -563,6 +566,11 @@ class Trainer:
         return self._wall0 + time.monotonic() - self._t0
 
     @property
+    def total_updates(self) -> int:
+        """The run's length in updates: `optim.max_updates`, or what fits in `optim.max_minutes` once planned."""
+        return self.state.planned_updates or self.cfg.optim.max_updates
+
+    @property
     def _sharded(self) -> bool:
         """True when the model is wrapped in FSDP (parameters, gradients and optimizer state are sharded)."""
         return self.cfg.distributed.fsdp and self.info.enabled
@@ -645,7 +653,7 @@ class Trainer:
                                       self.precision)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         # what the user sees: rank 0 writes metrics.jsonl and the progress display
-        self.log = RunLogger(self.out_dir, cfg.logging, cfg.optim.max_updates, enabled=info.is_main,
+        self.log = RunLogger(self.out_dir, cfg.logging, self.total_updates, enabled=info.is_main,
                              console=self.console, start_update=self.state.update)
         self.health = HealthMonitor(cfg.logging.grad_norm_warn)
         self.meter = _Meter(task.sum_metrics)
@@ -665,6 +673,7 @@ class Trainer:
             self.log.info(f"resumed from {resumed_from} at update {self.state.update}")
         self._t0, self._wall0 = time.monotonic(), self.state.wall_seconds
         self._last_log_t = time.monotonic()
+        self._tell_task_total()
 
     def _remove_stale_temporaries(self) -> None:
         """Removes what a kill during a save leaves behind (`.update_N.tmp-*` directories, link temporaries)."""
@@ -733,9 +742,10 @@ class Trainer:
         save_yaml(now, self.out_dir / f"config.resume-{n}.yaml")
 
     def _loop(self, stopper: _Stopper) -> None:
-        """Updates until `optim.max_updates`, `optim.max_epochs`, early stopping or a signal."""
+        """Updates until `optim.max_updates` (or the length planned for `optim.max_minutes`), `optim.max_epochs`,
+        early stopping or a signal."""
         cfg, st, result = self.cfg, self.state, self.result
-        done = st.update >= cfg.optim.max_updates
+        done = st.update >= self.total_updates
         while not done:
             if cfg.optim.max_epochs and st.epoch > cfg.optim.max_epochs:
                 result.stopped = "max_epochs"
@@ -749,29 +759,60 @@ class Trainer:
                     st.epoch, st.position = st.epoch + 1, 0
                     break
                 local = self._accumulate(micro)
-                # one all-reduce for the update's sums, the newly skipped audio files and for "a rank was asked to
-                # stop", so that every rank takes the same decisions (step or skip, log, stop)
-                _, sample_size, audio, nonfinite, bad, stop = D.all_reduce_sum(
+                # one all-reduce for the update's sums, the newly skipped audio files, "a rank was asked to stop"
+                # and the training time (a time budget's plan), so that every rank takes the same decisions (step
+                # or skip, log, the run's length, stop)
+                _, sample_size, audio, nonfinite, bad, stop, wall = D.all_reduce_sum(
                     [local.loss_sum, local.sample_size, local.audio, local.nonfinite, float(self.bad.new),
-                     float(stopper.signal is not None)], self.device, self.info)
+                     float(stopper.signal is not None), self._wall()], self.device, self.info)
                 self._count_bad(int(bad))
                 st.audio_seconds += audio
                 stepped = self._step(local, sample_size, nonfinite)
                 self.log.advance(st.update)
                 if (stepped and st.update % cfg.logging.log_interval == 0) or self.meter.counters["nonfinite"]:
                     self._log_train()  # a skipped update is logged at once, so that a NaN is seen where it came
+                if cfg.optim.max_minutes:  # before a checkpoint, which keeps the plan
+                    self._follow_budget(wall / self.info.world_size)
                 if stepped:
                     self._validate_and_save()
                 if stop:
                     result.stopped = stopper.signal or "SIGTERM"
-                done = result.stopped != "max_updates" or st.update >= cfg.optim.max_updates
+                done = result.stopped != "max_updates" or st.update >= self.total_updates
+
+    def _follow_budget(self, elapsed: float) -> None:
+        """`optim.max_minutes`: plans the run's length from its speed so far until half the budget has passed,
+        then keeps it; stops the run at the overrun guard (w2v2cli/train/budget.py). `elapsed`: training seconds,
+        the same on every rank."""
+        cfg, st = self.cfg, self.state
+        budget = cfg.optim.max_minutes * 60.0
+        if not st.plan_fixed and B.can_plan(st.update, elapsed):
+            first = not st.planned_updates
+            st.planned_updates = B.planned_updates(st.update, elapsed, budget, cfg.optim.max_updates)
+            st.plan_fixed = elapsed >= B.FIX_AT * budget or st.planned_updates <= st.update
+            self.log.set_total(st.planned_updates)
+            self._tell_task_total()
+            if first or st.plan_fixed:
+                self.log.info(f"time budget {cfg.optim.max_minutes:g} min: {st.planned_updates} updates "
+                              f"({elapsed / st.update:.3g} s per update over the first {st.update}; "
+                              + ("fixed now" if st.plan_fixed else f"planned again until {B.FIX_AT:.0%} of the "
+                                                                   "budget") + ")")
+        elif st.plan_fixed and elapsed > B.OVERRUN * budget and st.update < self.total_updates:
+            self.log.warn(st.update, f"{elapsed / 60:.1f} min of training is past the time budget of "
+                                     f"{cfg.optim.max_minutes:g} min (x{B.OVERRUN:g}): stopping at update "
+                                     f"{st.update} of the {st.planned_updates} planned, before the lr schedule "
+                                     "ended (the machine slowed down after the plan was fixed)")
+            self.result.stopped = "max_minutes"
+
+    def _tell_task_total(self) -> None:
+        """The task's checks that depend on the run's length (`Task.total_updates`) use the planned one."""
+        self.task.total_updates = self.total_updates
 
     # -- one update -----------------------------------------------------------------------------------------
     def _accumulate(self, micro: list) -> _Sums:
         """Forward and backward over this rank's micro-batches of one update; their gradients add up."""
         cfg, st, info = self.cfg, self.state, self.info
         update_freq = cfg.optim.update_freq
-        set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, cfg.optim.max_updates))
+        set_lr(self.optimizer, lr_at(st.update, cfg.optim.lr, cfg.lr, self.total_updates))
         self.task.begin_update(self.raw_model, st.update)
         self.model.train()
         sums = _Sums()
@@ -895,6 +936,8 @@ class Trainer:
         metrics["audio_s_per_s"] = metrics.pop("_audio") / max(now - self._last_log_t, 1e-9)
         metrics.update(lr=self.optimizer.param_groups[0]["lr"], epoch=st.epoch,
                        audio_hours=st.audio_seconds / 3600, wall_s=self._wall())
+        if self.cfg.optim.max_minutes and st.planned_updates:
+            metrics["planned_updates"] = st.planned_updates
         for key, value in self.task.log_metrics(max(update - 1, 0)).items():  # as of the last update done
             metrics.setdefault(key, value)
         self.log.train(update, metrics)
@@ -948,7 +991,7 @@ class Trainer:
         st, result = self.state, self.result
         if self.meter.pending:  # the updates since the last log line: the summary shows the final loss, not an older one
             self._log_train()
-        if self.valid and result.stopped in ("max_updates", "max_epochs") and \
+        if self.valid and result.stopped in ("max_updates", "max_epochs", "max_minutes") and \
                 (result.valid_metrics is None or result.valid_metrics.get("update") != st.update):
             self._validate_step()
         if self.last_saved != st.update:
