@@ -21,10 +21,10 @@ speakers=120            # voices in the training pool (dev and test get 40 voice
 lm_sentences=30000      # text-only sentences for the language model
 labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
-pretrain_updates=600    # pretraining updates (tiny preset; 0 = no pretraining, fine-tune from scratch; empty: no cap)
-pretrain_minutes=       # pretraining time budget in minutes (as many updates as fit; --pretrain-updates caps it)
-finetune_updates=1700   # fine-tuning updates (empty: no cap)
-finetune_minutes=       # fine-tuning time budget in minutes, per model (--finetune-updates caps it)
+pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
+pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
+finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
+finetune_updates=       # cap on fine-tuning updates (empty: no cap)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=1.0           # LM weight of the beam search (best of 0.5/1.0/2.0 on dev-clean, BENCHMARKS.md)
 word_score=0            # score added per word in the beam search

@@ -15,7 +15,8 @@ from w2v2cli.train.logging import read_metrics
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TINY = ["--hours", "0.02", "--speakers", "3", "--lm-sentences", "200", "--labeled-speakers", "2",
-        "--labeled-minutes", "0.5", "--pretrain-updates", "60", "--finetune-updates", "10", "--threads", "1",
+        "--labeled-minutes", "0.5", "--pretrain-minutes", "", "--pretrain-updates", "60", "--finetune-minutes", "",
+        "--finetune-updates", "10", "--threads", "1",
         "--nj", "1", "--stop-stage", "2"]
 
 
