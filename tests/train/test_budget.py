@@ -69,6 +69,11 @@ def test_cli_run_plans_its_length_from_its_speed_and_ends_its_schedule_with_the_
     # afterwards ends early, one that slows down is stopped by the guard at 1.1x)
     assert B.FIX_AT * minutes * 60 <= state.wall_seconds <= B.OVERRUN * minutes * 60 + 5.0
     assert "fixed now" in " ".join(res.output.split())  # rich wraps long lines
+    # the progress lines: no length (nor eta) until planned, then the plan's, never the cap that stands for none
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("update ")]
+    assert lines and not any("1000000000" in ln for ln in lines)
+    assert lines[0].startswith("update 5 |") and "eta" not in lines[0]  # logging.log_interval=5, planned at >= 10
+    assert lines[-1].split(" |")[0].endswith(f"/{state.planned_updates}") and "| eta" in " ".join(res.output.split())
 
 
 class SlowAfterPlanTask(PretrainTask):

@@ -71,8 +71,8 @@ class RunLogger:
     """The one writer of a run's records: `metrics.jsonl` (in `out_dir`; None: console only), TensorBoard and the
     console. Only an `enabled` logger (rank 0) writes or prints."""
 
-    def __init__(self, out_dir: str | os.PathLike | None, cfg: LoggingConfig, max_updates: int, enabled: bool = True,
-                 console: Console | None = None, start_update: int = 0):
+    def __init__(self, out_dir: str | os.PathLike | None, cfg: LoggingConfig, max_updates: int | None,
+                 enabled: bool = True, console: Console | None = None, start_update: int = 0):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.cfg = cfg
         self.enabled = enabled
@@ -121,15 +121,15 @@ class RunLogger:
             raise TrainingError(f"cannot write {self.out_dir / METRICS_FILE}: {err.strerror or err}",
                                 hint=f"free space on {self.out_dir}, then continue with --resume auto") from err
 
-    def set_total(self, max_updates: int) -> None:
-        """The run's length changed (a time budget's plan)."""
+    def set_total(self, max_updates: int | None) -> None:
+        """The run's length changed (a time budget's plan; None: not known yet)."""
         self.max_updates = max_updates
         if self._progress is not None:
             self._progress.update(self._task, total=max_updates)
 
     def eta(self, update: int) -> float | None:
         done = update - self._start_update
-        if done <= 0:
+        if done <= 0 or self.max_updates is None:
             return None
         return (time.monotonic() - self._t0) / done * (self.max_updates - update)
 
@@ -147,7 +147,8 @@ class RunLogger:
         elif self.mode == "plain":
             eta = self.eta(update)
             eta_text = f" | eta {eta / 60:.1f} min" if eta is not None else ""
-            self.console.print(f"update {update}/{self.max_updates} | {format_metrics(metrics)}{eta_text}",
+            total = f"/{self.max_updates}" if self.max_updates is not None else ""
+            self.console.print(f"update {update}{total} | {format_metrics(metrics)}{eta_text}",
                                highlight=False, markup=False)
 
     def advance(self, update: int) -> None:

@@ -653,7 +653,9 @@ class Trainer:
                                       self.precision)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         # what the user sees: rank 0 writes metrics.jsonl and the progress display
-        self.log = RunLogger(self.out_dir, cfg.logging, self.total_updates, enabled=info.is_main,
+        # a time budget's length is not known until it is planned (the cap alone would read as the length)
+        known = not cfg.optim.max_minutes or self.state.planned_updates
+        self.log = RunLogger(self.out_dir, cfg.logging, self.total_updates if known else None, enabled=info.is_main,
                              console=self.console, start_update=self.state.update)
         self.health = HealthMonitor(cfg.logging.grad_norm_warn)
         self.meter = _Meter(task.sum_metrics)
