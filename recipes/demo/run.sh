@@ -18,7 +18,7 @@ stop_stage=100          # last stage to run
 dir=../../exp/demo      # where corpus, manifests, models and results go
 hours=2.0               # hours of synthetic training audio (the unlabelled pool)
 speakers=120            # voices in the training pool (dev and test get 40 voices each, none heard in training)
-lm_sentences=300000     # text-only sentences for the language model (30,000: 4-gram dev WER 1.9-2.3 points higher)
+lm_sentences=300000     # text-only sentences for the language model (30,000: 4-gram dev WER 1.8-2.3 points higher)
 labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
 labeled_minutes=120     # minutes of labelled audio for fine-tuning
 pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
