@@ -90,12 +90,14 @@ class TrainResult:
 
 def train(cfg: TrainConfig, task: Task, out_dir: str | os.PathLike, resume: str | None = None,
           valid: Sequence[str] | None = None, console: Console | None = None) -> TrainResult:
-    """Runs training to `optim.max_updates` (or a stop condition); see the module docstring."""
-    # keep freed activation memory mapped (glibc), flush denormals in every thread (the only place the trainer does:
-    # threads made later inherit the flag), oneDNN's kernel cache: see w2v2cli/runtime.py
-    configure_runtime()
+    """Runs training to `optim.max_updates` or the length planned for `optim.max_minutes` (or a stop condition);
+    see the module docstring."""
+    # oneDNN reads its cache size when it makes its first kernel, so this comes before any torch op
     if cfg.data.length_quantum:  # few batch shapes: keep their kernels (not for exact lengths: w2v2cli/runtime.py)
         enlarge_kernel_cache()
+    # keep freed activation memory mapped (glibc), flush denormals in every thread (the only place the trainer does:
+    # threads made later inherit the flag): see w2v2cli/runtime.py
+    configure_runtime()
     return Trainer(cfg, task, Path(out_dir), resume, list(valid or cfg.data.valid), console).run()
 
 
