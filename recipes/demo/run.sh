@@ -19,8 +19,9 @@ dir=../../exp/demo      # where corpus, manifests, models and results go
 hours=2.0               # hours of synthetic training audio (the unlabelled pool)
 speakers=120            # voices in the training pool (dev and test get 40 voices each, none heard in training)
 lm_sentences=300000     # text-only sentences for the language model (30,000: 4-gram dev WER 1.8-2.3 points higher)
+open_vocab_hours=1.25   # + hours of open-vocabulary training sentences (30,000 frequent words; BENCHMARKS.md)
 labeled_speakers=120    # voices of the labelled subset (few voices = the paper's low-resource setting)
-labeled_minutes=120     # minutes of labelled audio for fine-tuning
+labeled_minutes=200     # minutes of labelled audio for fine-tuning (200: all of the 2 + 1.25 h)
 pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
 finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
@@ -56,9 +57,9 @@ pretrain_length=$(length_opts "$pretrain_minutes" "$pretrain_updates")
 finetune_length=$(length_opts "$finetune_minutes" "$finetune_updates")
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f "$dir/.synth.done" ]; then
-  log "Stage 0: synthesise a LibriSpeech-layout corpus ($hours h, $speakers voices, + dev/test, + LM text) in $corpus"
+  log "Stage 0: synthesise a LibriSpeech-layout corpus ($hours h + $open_vocab_hours h open vocabulary, $speakers voices, + dev/test, + LM text) in $corpus"
   w2v2 synth librispeech "$corpus" --hours "$hours" --speakers "$speakers" --lm-sentences "$lm_sentences" \
-    --seed "$seed" --jobs "$nj"
+    --open-vocab-hours "$open_vocab_hours" --seed "$seed" --jobs "$nj"
   touch "$dir/.synth.done"
 fi
 

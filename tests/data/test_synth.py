@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 import soundfile as sf
 
-from w2v2cli.data.sentences import LANGUAGES, SentenceGenerator, sentence_pool
+from w2v2cli.data.sentences import (_BLOCKED, LANGUAGES, OpenVocabulary, SentenceGenerator, _digest,
+                                     held_out_word, sentence_pool)
 from w2v2cli.data.synth import CV_COLUMNS, Voice, make_librispeech, make_mls, synthesize
 from w2v2cli.data.text import UnknownCharacterError, format_dict, letter_counts, normalize_text, to_letters
 from w2v2cli.errors import DataError
@@ -152,6 +153,57 @@ def test_sentence_generator_variety_and_pools(lang):
     test_only = list(itertools.islice(SentenceGenerator(lang, seed=6).unique("test"), 50))
     assert all(sentence_pool(s) == "test" for s in test_only)
     assert SentenceGenerator(lang, 5).sentence() == SentenceGenerator(lang, 5).sentence()
+
+
+def test_open_vocabulary_sentences():
+    ov = OpenVocabulary(seed=5)
+    assert len(ov.words) == 30_000 and len(set(ov.words)) == 30_000
+    assert all(w.isalpha() and w.islower() and _digest(w) not in _BLOCKED for w in ov.words)
+    sents = list(itertools.islice(ov.unique("train", 5, 14), 2000))
+    keys = [normalize_text(s, "en") for s in sents]
+    assert len(set(keys)) == 2000 and all(s[0].isupper() and s.endswith(".") for s in sents)
+    lengths = Counter(len(k.split()) for k in keys)
+    assert min(lengths) == 5 and max(lengths) == 14 and len(lengths) == 10
+    assert all(sentence_pool(s) == "train" for s in sents)
+    words = Counter(w for k in keys for w in k.lower().split())
+    assert not any(held_out_word(w) for w in words)  # the test set's OOV words stay out of training text
+    assert len(words) > 8000  # the grammar has ~2,400 words in all
+    assert set(words) <= set(ov.words)
+    # frequency ** 0.6: function words lead, as in real text, but "the" is ~0.5 % of the words, not ~5 %
+    top = [w for w, _ in words.most_common(3)]
+    assert set(top) <= {"the", "to", "and", "of", "a", "in", "i", "is", "you", "that"}
+    assert 0.003 < words["the"] / sum(words.values()) < 0.01
+    dev = list(itertools.islice(OpenVocabulary(seed=5).unique("dev"), 20))
+    assert all(sentence_pool(s) == "dev" for s in dev)
+    assert list(itertools.islice(OpenVocabulary(seed=5).unique("train", 5, 14), 5)) == sents[:5]
+
+
+def test_open_vocab_hours_add_training_audio_only(tmp_path):
+    sizes = {"train-clean-100": (2, 2), "test-clean": (1, 2)}
+    plain = make_librispeech(tmp_path / "plain", subsets=sizes, seed=3, jobs=2)
+    more = make_librispeech(tmp_path / "more", subsets=sizes, seed=3, jobs=2, open_vocab_hours=0.02)
+
+    def digest(corpus, subset):
+        return {u.path.relative_to(corpus.root).as_posix(): (u.text, hashlib.sha1(
+            sf.read(u.path, dtype="int16")[0].tobytes()).hexdigest()) for u in corpus.subset(subset)}
+
+    assert digest(more, "test-clean") == digest(plain, "test-clean")  # held-out sets unchanged, bit for bit
+    old, new = digest(plain, "train-clean-100"), digest(more, "train-clean-100")
+    assert {k: new[k] for k in old} == old  # the grammar's training audio too
+    extra = [u for u in more.subset("train-clean-100") if u.path.relative_to(more.root).as_posix() not in old]
+    assert extra and {u.speaker for u in extra} == {u.speaker for u in plain.subset("train-clean-100")}
+    assert all(sentence_pool(u.text) == "train" for u in extra)
+    seconds = sum(u.num_samples for u in extra) / 16000
+    assert 0.6 * 72 < seconds < 1.5 * 72, seconds  # about the 0.02 h asked for
+    chapters = {u.path.parent for u in extra}
+    assert len(chapters) == 2 and not chapters & {u.path.parent for u in plain.utterances}
+    trans = _trans(more.root)
+    assert all(trans[u.utt_id] == (u.path.parent / f"{u.speaker}-{u.path.parent.name}.trans.txt", u.text)
+               for u in extra)
+    again = make_librispeech(tmp_path / "more", subsets=sizes, seed=3, open_vocab_hours=0.02)  # reused
+    assert len(again.utterances) == len(more.utterances)
+    with pytest.raises(DataError, match="other settings"):
+        make_librispeech(tmp_path / "plain", subsets=sizes, seed=3, open_vocab_hours=0.02)
 
 
 def test_normalize_text_rules():

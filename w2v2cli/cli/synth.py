@@ -33,6 +33,7 @@ def synth_cmd(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel synthesis pipelines.")] = 2,
     engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: espeak, flite (flite speaks English only).")] = "espeak,flite",
     lm_sentences: Annotated[int, typer.Option("--lm-sentences", min=0, help="librispeech: also write librispeech-lm-norm.txt with this many text-only training sentences (LM text).")] = 0,
+    open_vocab_hours: Annotated[float, typer.Option("--open-vocab-hours", min=0.0, help="librispeech: also about this many hours per training subset of open-vocabulary sentences (frequent English words in random order, spoken by the training speakers): an acoustic model hears thousands of words, not only the grammar's. Dev/test and LM text are unchanged.")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus made with other settings.")] = False,
 ) -> None:
     """Synthesise a small speech corpus laid out like a real one.
@@ -46,10 +47,14 @@ def synth_cmd(
     for e in engine_list:
         if e not in ("espeak", "flite"):
             raise ConfigError(f"unknown synthesis engine {e!r}", hint="use espeak and/or flite")
+    if open_vocab_hours and kind != "librispeech":
+        raise ConfigError(f"--open-vocab-hours is for the librispeech layout, not {kind}",
+                          hint="drop --open-vocab-hours, or synthesise a librispeech corpus")
     common = dict(n_speakers=speakers, utts_per_speaker=utts, seed=seed, hours=hours, jobs=jobs, force=force,
                   progress=True)
     if kind == "librispeech":
-        corpus = make_librispeech(out_dir, engines=engine_list, lm_sentences=lm_sentences, **common)
+        corpus = make_librispeech(out_dir, engines=engine_list, lm_sentences=lm_sentences,
+                                 open_vocab_hours=open_vocab_hours, **common)
     elif kind == "commonvoice":
         corpus = make_commonvoice(out_dir, langs=lang_list, engines=engine_list, **common)
     else:

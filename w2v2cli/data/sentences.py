@@ -19,7 +19,9 @@ sentence can never appear in training data, whichever seeds made them.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -330,6 +332,77 @@ class SentenceGenerator:
                 continue
             if pool == "train" and self.held_out and not self.held_out.isdisjoint(key.split()):
                 continue  # held-out words never reach training audio or LM text: they are the test's OOVs
+            seen.add(key)
+            yield text
+
+
+# --- open vocabulary ---------------------------------------------------------------------------
+#: how many of the most frequent English words (wordfreq) open-vocabulary sentences draw from
+OPEN_VOCAB_WORDS = 30_000
+#: frequencies are raised to this power before sampling: common words stay common, rare ones come up more often
+OPEN_VOCAB_POWER = 0.6
+#: digests (blake2b, 6 bytes) of profanities and slurs in that list, which generated text never uses
+_BLOCKED = frozenset("""
+    01b18434faa9 0e553ea93148 0e56f4d8790f 0e5e98b118c4 0e66889c487b 168955aea204 1d4c62487b0e
+    1ecb2dd0cec4 20cc8965c47e 2561f60372bd 2c82350076cb 2cd033918158 2e46f8d56572 2eeb475b5f55
+    3a1a2f107aa0 3bda8ffeef82 438ed034be55 4a103c5b1bff 4f9f764a5c58 50eeb459d451 51ad754d1b08
+    51e3cfe8d2c8 53d617f709bb 5527352cb27f 587d000c23e8 607a1c6e3dfa 6276af483481 6f10e75e9e70
+    70f2a5b0d326 715b9d8577dc 725fbabc16a1 73139fb1568e 7b31a9d4f152 7cbe913fd81f 8e236ca175d6
+    9eba73ee4d5d a6e45c0c82a5 a8f9d9bd4338 ac6ee90fc3b6 ac9306574c2e b65e79168656 b7b712b99e71
+    b7c8cd9deab0 bb7dcf599868 c1e67f63655b c4a824938a78 c6597134c36d ca20a7def80d d0d621c47858
+    d517d2ba03f4 d81baafc3143 da075443acc5 e331ccd5628e e3ad7ca817f9 e533a067cd5c e7e9ee28e7d1
+    eb28ee5e0fa0 f248d66d8d1f
+""".split())
+
+
+def _digest(word: str) -> str:
+    return hashlib.blake2b(word.encode(), digest_size=6).hexdigest()
+
+
+class OpenVocabulary:
+    """Sentences of English words drawn by frequency from the `wordfreq` word list: word sequences, not
+    grammar, that teach an acoustic model how thousands of spellings sound (the grammar knows ~2,400 words).
+
+        >>> ov = OpenVocabulary(seed=3)
+        >>> next(ov.unique("train", 5, 14))    # e.g. 'Strong their officials may the series reaching.'
+
+    The words are the `OPEN_VOCAB_WORDS` most frequent lower-case ones of letters only, with a vowel (no
+    acronyms), and without profanity; weights are frequency ** `OPEN_VOCAB_POWER`. Held-out words
+    (`held_out_word`) and the dev/test sentence pools are respected as the grammar's are.
+    """
+
+    def __init__(self, seed: int = 0):
+        try:
+            import wordfreq
+        except ImportError as e:  # pragma: no cover - a core dependency
+            raise ImportError("open-vocabulary sentences need the wordfreq package: pip install wordfreq") from e
+        words = [w for w in wordfreq.top_n_list("en", OPEN_VOCAB_WORDS + 10_000)
+                 if w.isascii() and w.isalpha() and w.islower() and (len(w) > 1 or w in ("a", "i"))
+                 and any(v in w for v in "aeiouy") and _digest(w) not in _BLOCKED][:OPEN_VOCAB_WORDS]
+        self.words = words
+        weights = [wordfreq.word_frequency(w, "en") ** OPEN_VOCAB_POWER for w in words]
+        total = sum(weights)
+        self._cum = list(itertools.accumulate(w / total for w in weights))
+        self.rng = random.Random(f"open-vocab-{seed}")
+
+    def sentence(self, min_words: int = 5, max_words: int = 14) -> str:
+        n = self.rng.randint(max(1, min_words), max(min_words, max_words))
+        picks = [self.words[min(bisect.bisect(self._cum, self.rng.random()), len(self.words) - 1)]
+                 for _ in range(n)]
+        text = " ".join(picks)
+        return text[0].upper() + text[1:] + "."
+
+    def unique(self, pool: str | None = "train", min_words: int = 5, max_words: int = 14,
+               seen: set[str] | None = None) -> Iterator[str]:
+        """Endless distinct sentences from `pool`; training sentences never hold a held-out word."""
+        seen = set() if seen is None else seen
+        while True:
+            text = self.sentence(min_words, max_words)
+            key = _key(text)
+            if key in seen or (pool is not None and sentence_pool(text) != pool):
+                continue
+            if pool == "train" and any(held_out_word(w) for w in key.split()):
+                continue
             seen.add(key)
             yield text
 

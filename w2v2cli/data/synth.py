@@ -46,7 +46,7 @@ from pathlib import Path
 import soundfile as sf
 
 from w2v2cli.data.manifest import MLS_LANGS
-from w2v2cli.data.sentences import LANGUAGES, SentenceGenerator, pool_for_subset
+from w2v2cli.data.sentences import LANGUAGES, OpenVocabulary, SentenceGenerator, pool_for_subset
 from w2v2cli.data.text import normalize_text
 from w2v2cli.errors import DataError, ToolMissingError
 from w2v2cli.textio import atomic_write_text
@@ -194,6 +194,14 @@ def pick_voice(rng: random.Random, lang: str, engines: Sequence[str], pool: str 
     return Voice("espeak", f"{base}+{variant}", rng.randint(140, 190), rng.randint(25, 75), ESPEAK_VARIANTS[variant])
 
 
+def _estimate_open_vocab_seconds(text: str, voice: Voice) -> float:
+    """`_estimate_seconds` for words of any length: the fit is for the grammar's 4.9 letters a word."""
+    words = text.split()
+    letters = sum(len(w) for w in words) / max(1, len(words))
+    return (_estimate_seconds(text, voice) - (0.64 if voice.engine == "espeak" else 0.55)) * letters / 4.9 \
+        + (0.64 if voice.engine == "espeak" else 0.55)
+
+
 def _estimate_seconds(text: str, voice: Voice) -> float:
     """Expected length of `text` spoken by `voice` (fitted on generated corpora, within a few %)."""
     words = len(text.split())
@@ -227,9 +235,9 @@ def _sizes(subsets: Sequence[str] | Mapping[str, tuple[int, int]], n_speakers: i
     return out
 
 
-def _speaker_utts(rng: random.Random, gen: SentenceGenerator, subset: str, voices: list[Voice],
+def _speaker_utts(rng: random.Random, gen: SentenceGenerator | OpenVocabulary, subset: str, voices: list[Voice],
                   utts: int, hours: float | None, seen: set[str], min_words: int, max_words: int,
-                  ) -> list[list[str]]:
+                  estimate: Callable[[str, Voice], float] | None = None) -> list[list[str]]:
     """Sentences per speaker: `utts` each, or round-robin until the estimated hours are reached."""
     pool = pool_for_subset(subset)
     stream = gen.unique(pool, min_words, max_words, seen)
@@ -242,7 +250,7 @@ def _speaker_utts(rng: random.Random, gen: SentenceGenerator, subset: str, voice
     while total < hours * 3600:
         text = next(stream)
         per[i].append(text)
-        total += _estimate_seconds(text, voices[i])
+        total += (estimate or _estimate_seconds)(text, voices[i])
         i = (i + 1) % len(voices)
     return per
 
@@ -362,6 +370,7 @@ def make_librispeech(
     force: bool = False,
     progress: bool = False,
     lm_sentences: int = 0,
+    open_vocab_hours: float = 0.0,
 ) -> SynthCorpus:
     """Write a LibriSpeech-layout corpus under `out_dir` (which plays the role of `LibriSpeech/`).
 
@@ -370,16 +379,24 @@ def make_librispeech(
     `hours`: size the training subsets by estimated audio length instead (dev/test about 8 % each).
     `lm_sentences`: also write `librispeech-lm-norm.txt`, that many training-pool sentences (upper case, one a line,
     as LibriSpeech's LM corpus), for the language model: text only, never spoken, never a dev/test sentence.
+    `open_vocab_hours`: also about that many hours per training subset of open-vocabulary sentences (frequent
+    English words in random order, `OpenVocabulary`), spoken by the same training speakers in a chapter of
+    their own, so that an acoustic model hears far more words than the grammar's ~2,400; dev/test subsets
+    and the LM text stay grammatical and are the same as without them.
     Speakers of dev/test subsets use voices that training speakers never use (`voice_pool`).
     """
     check_tools(*engines, "sox")
     sizes = _sizes(subsets, n_speakers, utts_per_speaker)
     params = {"kind": "librispeech", "sizes": sizes, "seed": seed, "hours": hours, "engines": list(engines),
               "min_words": min_words, "max_words": max_words, "lm_sentences": lm_sentences, "voices": 2}
+    if open_vocab_hours:  # only when set, so corpora made before the option are still recognised
+        params["open_vocab_hours"] = open_vocab_hours
 
     def plan(root: Path):
         rng = random.Random(f"librispeech-{seed}")
         gen = SentenceGenerator("en", seed)
+        ov_rng = random.Random(f"librispeech-open-vocab-{seed}")
+        open_vocab = OpenVocabulary(seed) if open_vocab_hours else None
         seen: set[str] = set()
         all_spk = rng.sample(range(14, 9999), sum(s for s, _ in sizes.values()))
         chapters = iter(rng.sample(range(1000, 300000), 2 * len(all_spk)))
@@ -398,9 +415,23 @@ def make_librispeech(
             voices = [pick_voice(rng, "en", engines, pool_for_subset(name)) for _ in spk_ids]
             sub_hours = hours if (hours is not None and pool_for_subset(name) == "train") else None
             per = _speaker_utts(rng, gen, name, voices, n_utt, sub_hours, seen, min_words, max_words)
-            for spk, voice, texts in zip(spk_ids, voices, per):
-                speakers_txt.append(f"{spk:<5}| {voice.gender} | {name:<16}| {len(texts) * 0.06:6.2f} | "
-                                    f"{voice.engine} {voice.name}")
+            # open-vocabulary sentences use their own random streams: the rest of the corpus stays as it was
+            extra = [[] for _ in voices]
+            if open_vocab_hours and pool_for_subset(name) == "train":
+                extra = _speaker_utts(ov_rng, open_vocab, name, voices, 0, open_vocab_hours, seen,
+                                      min_words, max_words, _estimate_open_vocab_seconds)
+            for spk, voice, texts, more in zip(spk_ids, voices, per, extra):
+                speakers_txt.append(f"{spk:<5}| {voice.gender} | {name:<16}| {(len(texts) + len(more)) * 0.06:6.2f} "
+                                    f"| {voice.engine} {voice.name}")
+                if more:
+                    chap = ov_rng.randrange(300000, 400000)  # outside the grammar chapters' range
+                    for k, written in enumerate(more):
+                        utt_id = f"{spk}-{chap}-{k:04d}"
+                        path = root / name / str(spk) / str(chap) / f"{utt_id}.flac"
+                        utt = SynthUtterance(name, str(spk), utt_id, path, normalize_text(written, "en"), 0,
+                                             16000, "en", f"{voice.engine}:{voice.name}")
+                        corpus.utterances.append(utt)
+                        work.append(_Job(utt, written, _jitter(ov_rng, voice), "flac"))
                 n_chap = 2 if len(texts) >= 6 and rng.random() < 0.5 else 1
                 chaps = sorted(next(chapters) for _ in range(n_chap))
                 cut = math.ceil(len(texts) / n_chap)
