@@ -23,7 +23,7 @@ import bisect
 import hashlib
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from w2v2cli.data import lexicon_en
 
@@ -324,16 +324,8 @@ class SentenceGenerator:
                seen: set[str] | None = None) -> Iterator[str]:
         """Endless distinct sentences from `pool` ('train', 'dev', 'test' or None for any); `seen` is
         shared so several subsets of one corpus never repeat a sentence."""
-        seen = set() if seen is None else seen
-        while True:
-            text = self.sentence(min_words, max_words)
-            key = _key(text)
-            if key in seen or (pool is not None and sentence_pool(text) != pool):
-                continue
-            if pool == "train" and self.held_out and not self.held_out.isdisjoint(key.split()):
-                continue  # held-out words never reach training audio or LM text: they are the test's OOVs
-            seen.add(key)
-            yield text
+        return _unique(lambda: self.sentence(min_words, max_words), pool, seen,
+                       lambda words: not self.held_out.isdisjoint(words))
 
 
 # --- open vocabulary ---------------------------------------------------------------------------
@@ -395,16 +387,24 @@ class OpenVocabulary:
     def unique(self, pool: str | None = "train", min_words: int = 5, max_words: int = 14,
                seen: set[str] | None = None) -> Iterator[str]:
         """Endless distinct sentences from `pool`; training sentences never hold a held-out word."""
-        seen = set() if seen is None else seen
-        while True:
-            text = self.sentence(min_words, max_words)
-            key = _key(text)
-            if key in seen or (pool is not None and sentence_pool(text) != pool):
-                continue
-            if pool == "train" and any(held_out_word(w) for w in key.split()):
-                continue
-            seen.add(key)
-            yield text
+        return _unique(lambda: self.sentence(min_words, max_words), pool, seen,
+                       lambda words: any(held_out_word(w) for w in words))
+
+
+def _unique(make: Callable[[], str], pool: str | None, seen: set[str] | None,
+            holds_held_out: Callable[[list[str]], bool]) -> Iterator[str]:
+    """Endless distinct sentences from `make()` that fall in `pool`; `seen` (shared by a corpus's subsets) keeps
+    them distinct, and a training sentence whose words `holds_held_out` is dropped."""
+    seen = set() if seen is None else seen
+    while True:
+        text = make()
+        key = _key(text)
+        if key in seen or (pool is not None and sentence_pool(text) != pool):
+            continue
+        if pool == "train" and holds_held_out(key.split()):
+            continue  # held-out words never reach training audio or LM text: they are the test's OOVs
+        seen.add(key)
+        yield text
 
 
 def _key(text: str) -> str:

@@ -194,17 +194,11 @@ def pick_voice(rng: random.Random, lang: str, engines: Sequence[str], pool: str 
     return Voice("espeak", f"{base}+{variant}", rng.randint(140, 190), rng.randint(25, 75), ESPEAK_VARIANTS[variant])
 
 
-def _estimate_open_vocab_seconds(text: str, voice: Voice) -> float:
-    """`_estimate_seconds` for words of any length: the fit is for the grammar's 4.9 letters a word."""
+def _estimate_seconds(text: str, voice: Voice, by_letters: bool = False) -> float:
+    """Expected length of `text` spoken by `voice` (fitted on generated corpora, within a few %). The fit is per
+    word of the grammar (4.9 letters on average); `by_letters` counts words of other lengths as letters / 4.9."""
     words = text.split()
-    letters = sum(len(w) for w in words) / max(1, len(words))
-    return (_estimate_seconds(text, voice) - (0.64 if voice.engine == "espeak" else 0.55)) * letters / 4.9 \
-        + (0.64 if voice.engine == "espeak" else 0.55)
-
-
-def _estimate_seconds(text: str, voice: Voice) -> float:
-    """Expected length of `text` spoken by `voice` (fitted on generated corpora, within a few %)."""
-    words = len(text.split())
+    words = sum(len(w) for w in words) / 4.9 if by_letters else len(words)
     if voice.engine == "espeak":
         return words * 0.9 * 60.0 / voice.speed + 0.64
     return words * 0.245 * voice.speed + 0.55
@@ -237,7 +231,7 @@ def _sizes(subsets: Sequence[str] | Mapping[str, tuple[int, int]], n_speakers: i
 
 def _speaker_utts(rng: random.Random, gen: SentenceGenerator | OpenVocabulary, subset: str, voices: list[Voice],
                   utts: int, hours: float | None, seen: set[str], min_words: int, max_words: int,
-                  estimate: Callable[[str, Voice], float] | None = None) -> list[list[str]]:
+                  by_letters: bool = False) -> list[list[str]]:
     """Sentences per speaker: `utts` each, or round-robin until the estimated hours are reached."""
     pool = pool_for_subset(subset)
     stream = gen.unique(pool, min_words, max_words, seen)
@@ -250,7 +244,7 @@ def _speaker_utts(rng: random.Random, gen: SentenceGenerator | OpenVocabulary, s
     while total < hours * 3600:
         text = next(stream)
         per[i].append(text)
-        total += (estimate or _estimate_seconds)(text, voices[i])
+        total += _estimate_seconds(text, voices[i], by_letters)
         i = (i + 1) % len(voices)
     return per
 
@@ -407,6 +401,17 @@ def make_librispeech(
         train_utts = 0
         final_sizes = dict(sizes)
         spk_iter = iter(all_spk)
+
+        def add_chapter(name: str, spk: int, voice: Voice, chap: int, texts: list[str],
+                        jitter_rng: random.Random) -> None:
+            for k, written in enumerate(texts):
+                utt_id = f"{spk}-{chap}-{k:04d}"
+                path = root / name / str(spk) / str(chap) / f"{utt_id}.flac"
+                utt = SynthUtterance(name, str(spk), utt_id, path, normalize_text(written, "en"), 0,
+                                     16000, "en", f"{voice.engine}:{voice.name}")
+                corpus.utterances.append(utt)
+                work.append(_Job(utt, written, _jitter(jitter_rng, voice), "flac"))
+
         for name in order:
             if pool_for_subset(name) != "train":
                 final_sizes = _held_out_sizes(sizes, hours, train_utts)
@@ -419,30 +424,17 @@ def make_librispeech(
             extra = [[] for _ in voices]
             if open_vocab_hours and pool_for_subset(name) == "train":
                 extra = _speaker_utts(ov_rng, open_vocab, name, voices, 0, open_vocab_hours, seen,
-                                      min_words, max_words, _estimate_open_vocab_seconds)
+                                      min_words, max_words, by_letters=True)
             for spk, voice, texts, more in zip(spk_ids, voices, per, extra):
                 speakers_txt.append(f"{spk:<5}| {voice.gender} | {name:<16}| {(len(texts) + len(more)) * 0.06:6.2f} "
                                     f"| {voice.engine} {voice.name}")
                 if more:
-                    chap = ov_rng.randrange(300000, 400000)  # outside the grammar chapters' range
-                    for k, written in enumerate(more):
-                        utt_id = f"{spk}-{chap}-{k:04d}"
-                        path = root / name / str(spk) / str(chap) / f"{utt_id}.flac"
-                        utt = SynthUtterance(name, str(spk), utt_id, path, normalize_text(written, "en"), 0,
-                                             16000, "en", f"{voice.engine}:{voice.name}")
-                        corpus.utterances.append(utt)
-                        work.append(_Job(utt, written, _jitter(ov_rng, voice), "flac"))
+                    add_chapter(name, spk, voice, ov_rng.randrange(300000, 400000), more, ov_rng)  # own range
                 n_chap = 2 if len(texts) >= 6 and rng.random() < 0.5 else 1
                 chaps = sorted(next(chapters) for _ in range(n_chap))
                 cut = math.ceil(len(texts) / n_chap)
                 for c, chap in enumerate(chaps):
-                    for k, written in enumerate(texts[c * cut:(c + 1) * cut]):
-                        utt_id = f"{spk}-{chap}-{k:04d}"
-                        path = root / name / str(spk) / str(chap) / f"{utt_id}.flac"
-                        utt = SynthUtterance(name, str(spk), utt_id, path, normalize_text(written, "en"), 0,
-                                             16000, "en", f"{voice.engine}:{voice.name}")
-                        corpus.utterances.append(utt)
-                        work.append(_Job(utt, written, _jitter(rng, voice), "flac"))
+                    add_chapter(name, spk, voice, chap, texts[c * cut:(c + 1) * cut], rng)
             if pool_for_subset(name) == "train":
                 train_utts += sum(len(t) for t in per)
 
