@@ -11,7 +11,9 @@ The demo's test set shares its grammar (~2,400 words) and its synthesisers with 
 - voices: flite `rms` (unit selection: recorded speech cut and joined; the demo's test holds it out too),
   festival's `ked` and `kal` diphone voices and its `slt` HTS voice (another synthesiser altogether: apt-get
   install festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts), and four espeak-ng voices from
-  the held-out test pool (`voice_pool`).
+  the held-out test pool (`voice_pool`). A model trained on a corpus made with `w2v2 synth --festival-hours`
+  (the demo's, since it adds 0.5 h) has heard festival's voices, other speaker settings of them: for it,
+  flite `rms` and the espeak-ng voices are the unseen ones.
 Each voice reads `--per-voice` sentences of each text. Greedy decoding (`w2v2 decode`), scored per voice
 with `w2v2cli.score` (sclite rules). Festival voices that are not installed are left out, and the table says
 so. The probe is seeded: every model meets the same audio.

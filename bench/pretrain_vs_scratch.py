@@ -125,6 +125,22 @@ def machine_info() -> dict:
     return {"cpu": name, "cores": os.cpu_count(), "bf16_units": cpu_bf16_units() or "none"}
 
 
+def without_festival(src: Path, dst: Path, speakers_txt: Path) -> None:
+    """SRC.tsv/.wrd/.ltr without the rows of festival speakers (SPEAKERS.TXT) -> DST (the .tsv last)."""
+    festival = {line.split("|")[0].strip() for line in speakers_txt.read_text().splitlines()
+                if not line.startswith(";") and line.split("|")[-1].split()[0] == "festival"}
+    root, *rows = src.with_suffix(".tsv").read_text().splitlines()
+    keep = [i for i, row in enumerate(rows) if row.split("/")[0] not in festival]
+    for ext in (".wrd", ".ltr", ".tsv"):
+        lines = src.with_suffix(ext).read_text().splitlines()
+        head = [root] if ext == ".tsv" else []
+        body = rows if ext == ".tsv" else lines
+        tmp = dst.with_suffix(ext + ".tmp")
+        tmp.write_text("\n".join(head + [body[i] for i in keep]) + "\n")
+        os.replace(tmp, dst.with_suffix(ext))
+    log(f"{dst.name}: {len(keep)} of {len(rows)} rows (left out: {len(festival)} festival speakers)")
+
+
 def done_with(run: Path, labeled: Path) -> bool:
     """True when fine-tuning run `run` finished on the labelled manifest `labeled` (its `.done` holds the
     manifest's name: the work directory may have moved since)."""
@@ -140,6 +156,10 @@ def main() -> None:
                     help="voices in the unlabelled pool (dev and test get a third as many unseen voices); 120 "
                          "voices / 6 h gave a 16.8 %% gain where 40 / 2 h gave 9.5 %% on one labelled draw "
                          "(BENCHMARKS.md)")
+    ap.add_argument("--festival-hours", type=float, default=0.0,
+                    help="also this many hours from speakers of a third synthesiser, festival, in the unlabelled "
+                         "pool only: the labelled voices are drawn from the other speakers, the same draws as "
+                         "without it (w2v2 synth --festival-hours)")
     ap.add_argument("--labeled-speakers", type=int, default=4, help="voices of the labelled subset")
     ap.add_argument("--labeled-minutes", type=float, default=10.0, help="labelled audio for fine-tuning")
     ap.add_argument("--label-draws", choices=("per-seed", "one"), default="per-seed",
@@ -180,11 +200,17 @@ def main() -> None:
     # 1. corpus and manifests
     corpus, data = work / "LibriSpeech", work / "data"
     run(w2v2 + ["synth", "librispeech", str(corpus), "--hours", str(args.hours), "--speakers", str(args.speakers),
-                "--seed", str(args.corpus_seed), "--jobs", "2"], env, work / "synth.log")
+                "--seed", str(args.corpus_seed), "--jobs", "2", "--festival-hours", str(args.festival_hours)],
+        env, work / "synth.log")
     if not (data / "test-clean.tsv").is_file():
         run(w2v2 + ["manifest", str(corpus), "--dest", str(data), "--corpus", "librispeech", "--jobs", "2"], env,
             work / "manifest.log")
     train_all = data / "train-clean-100.tsv"
+    label_pool = data / "train-clean-100"
+    if args.festival_hours:  # labelled voices come from the espeak-ng / flite speakers only
+        label_pool = data / "train-no-festival"
+        if not label_pool.with_suffix(".tsv").is_file():
+            without_festival(data / "train-clean-100", label_pool, corpus / "SPEAKERS.TXT")
 
     # 2. the labelled subsets from few voices: seed 1's draw is train-labeled, seed s's train-labeled-sS (subset
     # seed corpus_seed + s - 1)
@@ -193,7 +219,7 @@ def main() -> None:
         draw = 1 if args.label_draws == "one" else seed
         prefix = data / ("train-labeled" if draw == 1 else f"train-labeled-s{draw}")
         if not prefix.with_suffix(".tsv").is_file():
-            subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(data / "train-clean-100"),
+            subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(label_pool),
                             str(prefix), str(args.labeled_speakers), str(args.labeled_minutes),
                             str(args.corpus_seed + draw - 1)], check=True)
         labeled[seed] = prefix.with_suffix(".tsv")
@@ -284,8 +310,9 @@ def main() -> None:
     (work / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     minutes = [lab["minutes"] for lab in labels.values()]
     print(f"\nlabelled: {min(minutes):.1f}-{max(minutes):.1f} min from {args.labeled_speakers} voices "
-          f"({args.label_draws} draw); unlabelled: {args.hours} h from "
-          f"{args.speakers} voices; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
+          f"({args.label_draws} draw); unlabelled: {args.hours} h from {args.speakers} voices"
+          + (f" + {args.festival_hours} h of festival voices" if args.festival_hours else "")
+          + f"; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
           f"updates per run; {machine['cpu']}, {machine['cores']} cores, bf16 units: {machine['bf16_units']}")
     for title, scores, summ, g in (("checkpoint_best (by dev CER)", results, summary, gain),
                                    ("last checkpoint", last, summary_last, gain_last)):

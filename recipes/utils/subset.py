@@ -3,6 +3,7 @@
 
     python3 subset.py rows SRC DST N SEED                     # N random rows (seeded)
     python3 subset.py speakers SRC DST NUM_SPEAKERS MINUTES SEED   # few voices, up to MINUTES of audio
+                                                                   # ("all": every speaker / no limit)
 
 SRC and DST are prefixes: SRC.tsv (with SRC.wrd / SRC.ltr when present) -> DST.tsv / DST.wrd / DST.ltr. Kept rows
 stay in their original order; DST.tsv is written last, so its presence means the subset is complete.
@@ -29,12 +30,13 @@ def pick_rows(tool: str, src: str, rows: list[str], n: int, seed: int) -> list[i
     return random.Random(seed).sample(range(len(rows)), n)
 
 
-def pick_speakers(tool: str, src: str, dst: str, rows: list[str], nspk: int, minutes: float, seed: int
+def pick_speakers(tool: str, src: str, dst: str, rows: list[str], nspk: int | None, minutes: float, seed: int
                   ) -> list[int]:
-    """NUM_SPEAKERS speakers (the first directory of a row's path), then their rows in a seeded order up to
-    MINUTES of audio."""
+    """NUM_SPEAKERS speakers (the first directory of a row's path; None: all), then their rows in a seeded order up
+    to MINUTES of audio."""
     speaker = [r.split("\t")[0].split("/")[0] for r in rows]
     speakers = sorted(set(speaker))
+    nspk = len(speakers) if nspk is None else nspk
     if nspk > len(speakers):
         sys.exit(f"{tool}: asked for {nspk} speakers but {src}.tsv has {len(speakers)}")
     rng = random.Random(seed)
@@ -78,7 +80,9 @@ def main() -> None:
         keep = pick_rows(tool, src, rows, int(sys.argv[4]), int(sys.argv[5]))
     else:
         tool = "subset_speakers.sh"
-        keep = pick_speakers(tool, src, dst, rows, int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+        nspk, minutes = sys.argv[4], sys.argv[5]
+        keep = pick_speakers(tool, src, dst, rows, None if nspk == "all" else int(nspk),
+                             float("inf") if minutes == "all" else float(minutes), int(sys.argv[6]))
     write(tool, src, dst, root, rows, keep)
 
 

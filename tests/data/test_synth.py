@@ -13,9 +13,10 @@ import soundfile as sf
 
 from w2v2cli.data.sentences import (_BLOCKED, LANGUAGES, OpenVocabulary, SentenceGenerator, _digest,
                                      held_out_word, sentence_pool)
-from w2v2cli.data.synth import CV_COLUMNS, Voice, make_librispeech, make_mls, synthesize
+from w2v2cli.data import synth as synth_mod
+from w2v2cli.data.synth import CV_COLUMNS, FESTIVAL_VOICES, Voice, check_tools, make_librispeech, make_mls, synthesize
 from w2v2cli.data.text import UnknownCharacterError, format_dict, letter_counts, normalize_text, to_letters
-from w2v2cli.errors import DataError
+from w2v2cli.errors import DataError, ToolMissingError
 
 
 def _trans(corpus_root):
@@ -129,6 +130,34 @@ def test_flite_voice_parameters_change_audio(tmp_path):
     assert 1.2 < ratio < 1.6
 
 
+@pytest.mark.parametrize("name", sorted(FESTIVAL_VOICES))
+def test_festival_voice_parameters_change_audio(tmp_path, name):
+    text = "the quick brown fox jumps over the lazy dog"
+    low = 0.0 if FESTIVAL_VOICES[name][2] == "hts" else 95.0
+    for tag, speed, f0 in (("slow", 1.2, low), ("fast", 0.85, low), ("high", 0.85, 0.0 if not low else 130.0)):
+        synthesize(text, Voice("festival", name, speed, f0, FESTIVAL_VOICES[name][1]), tmp_path / f"{tag}.flac", "en")
+    audio = {tag: sf.read(tmp_path / f"{tag}.flac", dtype="int16")[0] for tag in ("slow", "fast", "high")}
+    info = sf.info(tmp_path / "slow.flac")
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert 1.2 < len(audio["slow"]) / len(audio["fast"]) < 1.6  # duration stretch (HTS: the engine's speed rate)
+    if low:  # diphone voices follow the target F0: same words, other samples
+        assert audio["high"].tobytes() != audio["fast"].tobytes()
+
+
+def test_missing_festival_voice_is_a_clear_error(monkeypatch, tmp_path):
+    check_tools("festival")  # the three voices CI installs
+    monkeypatch.setitem(FESTIVAL_VOICES, "xyz", ("voice_xyz_diphone", "M", "diphone"))
+    with pytest.raises(ToolMissingError, match=r"festival voice 'xyz' \(voice_xyz_diphone\) is not installed"):
+        check_tools("festival")
+    with pytest.raises(DataError, match=r"synthesising .*a.flac: 'festival' failed \(255; no audio for 1 of 1 "
+                                        r"sentences\): SIOD ERROR: unbound variable : voice_xyz_diphone;"):
+        synthesize("hello there", Voice("festival", "xyz", 1.0, 100.0, "M"), tmp_path / "a.flac", "en")
+    assert not (tmp_path / "a.flac").exists()
+    monkeypatch.setitem(synth_mod._TOOLS, "festival", "text2wave-not-here")
+    with pytest.raises(ToolMissingError, match="'text2wave-not-here' is not installed"):
+        check_tools("festival")
+
+
 def test_mls_layout(tmp_path):
     corpus = make_mls(tmp_path / "mls", langs=("es",), n_speakers=1, utts_per_speaker=2, seed=3)
     base = tmp_path / "mls" / "mls_spanish"
@@ -204,6 +233,37 @@ def test_open_vocab_hours_add_training_audio_only(tmp_path):
     assert len(again.utterances) == len(more.utterances)
     with pytest.raises(DataError, match="other settings"):
         make_librispeech(tmp_path / "plain", subsets=sizes, seed=3, open_vocab_hours=0.02)
+
+
+def test_festival_hours_add_training_speakers_only(tmp_path):
+    sizes = {"train-clean-100": (2, 2), "test-clean": (1, 2)}
+    plain = make_librispeech(tmp_path / "plain", subsets=sizes, seed=3, jobs=2, lm_sentences=50)
+    more = make_librispeech(tmp_path / "more", subsets=sizes, seed=3, jobs=2, lm_sentences=50, festival_hours=0.03)
+
+    def digest(corpus, subset):
+        return {u.path.relative_to(corpus.root).as_posix(): (u.text, hashlib.sha1(
+            sf.read(u.path, dtype="int16")[0].tobytes()).hexdigest()) for u in corpus.subset(subset)}
+
+    assert digest(more, "test-clean") == digest(plain, "test-clean")  # held-out sets unchanged, bit for bit
+    old, new = digest(plain, "train-clean-100"), digest(more, "train-clean-100")
+    assert {k: new[k] for k in old} == old  # the other speakers' audio too
+    assert (more.root / "librispeech-lm-norm.txt").read_bytes() == (plain.root / "librispeech-lm-norm.txt").read_bytes()
+    extra = [u for u in more.subset("train-clean-100") if u.path.relative_to(more.root).as_posix() not in old]
+    by_speaker = {u.speaker: u.voice for u in extra}
+    assert len(by_speaker) == 3 and sorted(by_speaker.values()) == [f"festival:{v}" for v in sorted(FESTIVAL_VOICES)]
+    assert not set(by_speaker) & {u.speaker for u in more.utterances if u not in extra}  # new speaker ids
+    assert all(sentence_pool(u.text) == "train" for u in extra)
+    assert not {u.text for u in extra} & {u.text for u in more.utterances if u not in extra}  # sentences unique
+    seconds = sum(u.num_samples for u in extra) / 16000
+    assert 0.7 * 108 < seconds < 1.4 * 108, seconds  # about the 0.03 h asked for
+    speakers_txt = (more.root / "SPEAKERS.TXT").read_text()
+    for spk, voice in by_speaker.items():
+        name = voice.split(":")[1]
+        assert re.search(rf"^{spk}\s*\| [MF] \| train-clean-100 .*\| festival {name}$", speakers_txt, re.M)
+    trans = _trans(more.root)
+    assert all(trans[u.utt_id][1] == u.text for u in extra)
+    with pytest.raises(DataError, match="other settings"):
+        make_librispeech(tmp_path / "plain", subsets=sizes, seed=3, lm_sentences=50, festival_hours=0.03)
 
 
 def test_normalize_text_rules():

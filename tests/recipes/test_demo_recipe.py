@@ -14,10 +14,9 @@ from pathlib import Path
 from w2v2cli.train.logging import read_metrics
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TINY = ["--hours", "0.02", "--speakers", "3", "--lm-sentences", "200", "--labeled-speakers", "2",
-        "--labeled-minutes", "0.5", "--pretrain-minutes", "", "--pretrain-updates", "60", "--finetune-minutes", "",
-        "--finetune-updates", "10", "--threads", "1",
-        "--nj", "1", "--stop-stage", "2"]
+TINY = ["--hours", "0.02", "--speakers", "3", "--festival-hours", "0.01", "--lm-sentences", "200",
+        "--labeled-speakers", "2", "--labeled-minutes", "0.5", "--pretrain-minutes", "", "--pretrain-updates", "60",
+        "--finetune-minutes", "", "--finetune-updates", "10", "--threads", "1", "--nj", "1", "--stop-stage", "2"]
 
 
 def _updates(run: Path) -> list[int]:
@@ -70,6 +69,9 @@ def test_demo_runs_end_to_end_at_toy_scale_and_reruns_as_a_no_op(tmp_path):
     for marker in (".synth.done", ".manifest.done", ".pretrain.done", ".finetune_pretrained.done", ".lm.done"):
         assert (exp / marker).is_file(), marker
     assert (exp / "pretrain" / "checkpoint_last").exists() and (exp / "finetune_pretrained" / "checkpoint_best").exists()
+    speakers = (exp / "corpus" / "SPEAKERS.TXT").read_text().splitlines()[1:]
+    voices = [line.split("|")[-1].split()[0] for line in speakers]
+    assert voices.count("festival") == 3 and len(voices) == 3 + 3 + 2 + 2  # train, festival, dev, test
     rows = (exp / "results.txt").read_text().splitlines()
     assert rows[0].split() == ["model", "decoder", "WER", "%", "CER", "%", "utts"]
     assert [r.split()[:2] for r in rows[1:]] == [["pretrained", "greedy"], ["pretrained", "4-gram"]]

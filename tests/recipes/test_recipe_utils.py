@@ -123,6 +123,19 @@ def test_subset_speakers_keeps_few_voices_and_minutes(tmp_path):
     assert again.with_suffix(".tsv").read_text() == dst.with_suffix(".tsv").read_text()  # seeded
 
 
+def test_subset_speakers_all(tmp_path):
+    src = _speaker_manifest(tmp_path)
+    for nspk, minutes, n_rows in (("all", "all", 40), ("all", "0.5", 10), ("3", "all", 30)):
+        dst = tmp_path / f"lab-{nspk}-{minutes.replace('.', '_')}"
+        res = subprocess.run(["bash", RECIPES / "utils/subset_speakers.sh", src, dst, nspk, minutes, "3"],
+                             capture_output=True, text=True, check=True)
+        rows = dst.with_suffix(".tsv").read_text().splitlines()[1:]
+        assert len(rows) == n_rows and rows == sorted(rows), (nspk, minutes)
+        assert len({r.split("/")[0] for r in rows}) == (4 if nspk == "all" else 3) or n_rows == 10
+        assert f"from {4 if nspk == 'all' else 3} speakers" in res.stderr
+    assert (tmp_path / "lab-all-all.tsv").read_text() == src.with_suffix(".tsv").read_text()
+
+
 def test_subset_speakers_refuses_more_speakers_than_there_are(tmp_path):
     src = _speaker_manifest(tmp_path)
     res = subprocess.run(["bash", RECIPES / "utils/subset_speakers.sh", src, tmp_path / "x", "5", "1", "0"],

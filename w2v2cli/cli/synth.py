@@ -1,7 +1,8 @@
-"""`w2v2 synth`: synthetic speech corpora (espeak-ng + flite) in LibriSpeech, Common Voice or MLS layout.
+"""`w2v2 synth`: synthetic speech corpora (espeak-ng + flite, + festival) in LibriSpeech, Common Voice or MLS layout.
 
     w2v2 synth librispeech corpus/LibriSpeech --speakers 6 --utts 20 --seed 0
     w2v2 synth librispeech corpus/LibriSpeech --hours 1.0 --jobs 2
+    w2v2 synth librispeech corpus/LibriSpeech --hours 2.0 --speakers 120 --festival-hours 0.5
     w2v2 synth commonvoice corpus/cv --langs en,de,fr --speakers 3 --utts 10
     w2v2 synth mls corpus/mls --langs de,fr,es --hours 0.2
 """
@@ -34,6 +35,7 @@ def synth_cmd(
     engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: espeak, flite (flite speaks English only).")] = "espeak,flite",
     lm_sentences: Annotated[int, typer.Option("--lm-sentences", min=0, help="librispeech: also write librispeech-lm-norm.txt with this many text-only training sentences (LM text).")] = 0,
     open_vocab_hours: Annotated[float, typer.Option("--open-vocab-hours", min=0.0, help="librispeech: also about this many hours per training subset of open-vocabulary sentences (frequent English words in random order, spoken by the training speakers): an acoustic model hears thousands of words, not only the grammar's. Dev/test and LM text are unchanged.")] = 0.0,
+    festival_hours: Annotated[float, typer.Option("--festival-hours", min=0.0, help="librispeech: also about this many hours per training subset read by extra training speakers of a third synthesiser, festival (voices kal, ked, slt; apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts). Dev/test and LM text are unchanged.")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus made with other settings.")] = False,
 ) -> None:
     """Synthesise a small speech corpus laid out like a real one.
@@ -47,14 +49,15 @@ def synth_cmd(
     for e in engine_list:
         if e not in ("espeak", "flite"):
             raise ConfigError(f"unknown synthesis engine {e!r}", hint="use espeak and/or flite")
-    if open_vocab_hours and kind != "librispeech":
-        raise ConfigError(f"--open-vocab-hours is for the librispeech layout, not {kind}",
-                          hint="drop --open-vocab-hours, or synthesise a librispeech corpus")
+    for opt, value in (("--open-vocab-hours", open_vocab_hours), ("--festival-hours", festival_hours)):
+        if value and kind != "librispeech":
+            raise ConfigError(f"{opt} is for the librispeech layout, not {kind}",
+                              hint=f"drop {opt}, or synthesise a librispeech corpus")
     common = dict(n_speakers=speakers, utts_per_speaker=utts, seed=seed, hours=hours, jobs=jobs, force=force,
                   progress=True)
     if kind == "librispeech":
         corpus = make_librispeech(out_dir, engines=engine_list, lm_sentences=lm_sentences,
-                                 open_vocab_hours=open_vocab_hours, **common)
+                                 open_vocab_hours=open_vocab_hours, festival_hours=festival_hours, **common)
     elif kind == "commonvoice":
         corpus = make_commonvoice(out_dir, langs=lang_list, engines=engine_list, **common)
     else:

@@ -7,9 +7,11 @@
 
 Speech comes from espeak-ng (every language; voice variants m1..m7 / f1..f5, speaking rate and pitch
 per speaker) and flite (English; voices kal, kal16, awb, rms, slt, with duration stretch and mean F0
-per speaker). sox converts it to 16 kHz 16-bit mono FLAC (dither off, so output is bit-exact for a
-seed); Common Voice clips are 48 kHz MP3 written by `lame`, whose LAME header carries encoder delay
-and padding, so decoders (libsndfile/mpg123) return exactly the samples that went in.
+per speaker); LibriSpeech corpora can add training speakers of a third synthesiser, festival (English diphone
+voices kal and ked, HTS voice slt; `make_librispeech(festival_hours=)`). sox converts it to 16 kHz 16-bit mono
+FLAC (dither off, so output is bit-exact for a seed); Common Voice clips are 48 kHz MP3 written by `lame`,
+whose LAME header carries encoder delay and padding, so decoders (libsndfile/mpg123) return exactly the
+samples that went in.
 
 Sentences come from `w2v2cli.data.sentences` (a seeded grammar per language): no sentence repeats
 within a corpus, and dev/test subsets draw from hash-held-out pools that training never sees.
@@ -75,13 +77,20 @@ ESPEAK_LANG_VOICES = {"en": ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-
                       "pl": ("pl",)}
 #: flite voices by sentence pool, so that dev and test speakers are voices training never hears
 FLITE_POOLS = {"train": ("kal", "awb", "slt"), "dev": ("kal16",), "test": ("rms",)}
-_TOOLS = {"espeak": "espeak-ng", "flite": "flite", "sox": "sox", "lame": "lame"}
+#: festival's English voices (Debian: festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts), training
+#: speakers only: name -> (the Scheme function that selects it, gender, waveform method)
+FESTIVAL_VOICES = {"kal": ("voice_kal_diphone", "M", "diphone"), "ked": ("voice_ked_diphone", "M", "diphone"),
+                   "slt": ("voice_cmu_us_slt_arctic_hts", "F", "hts")}
+FESTIVAL_SECONDS_PER_WORD = 0.32  # at duration stretch 1 (see _estimate_seconds)
+FESTIVAL_BATCH = 25  # sentences per festival process
+FESTIVAL_PACKAGES = "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+_TOOLS = {"espeak": "espeak-ng", "flite": "flite", "sox": "sox", "lame": "lame", "festival": "text2wave"}
 
 
 @dataclass(frozen=True)
 class Voice:
-    """One synthetic speaker: `engine` 'espeak' (speed in words/min, pitch 0-99) or 'flite' (speed is
-    duration stretch, pitch is mean F0 in Hz)."""
+    """One synthetic speaker: `engine` 'espeak' (speed in words/min, pitch 0-99), 'flite' or 'festival' (speed is
+    duration stretch, pitch is mean F0 in Hz; festival's HTS voice has no F0 control and ignores it)."""
 
     engine: str
     name: str
@@ -126,13 +135,19 @@ class SynthCorpus:
 
 
 def check_tools(*engines: str) -> None:
-    """Raise ToolMissingError if espeak-ng / flite / sox / lame are not on PATH."""
+    """Raise ToolMissingError if espeak-ng / flite / festival (text2wave and its voices) / sox / lame are missing."""
     for engine in engines:
         exe = _TOOLS[engine]
         if shutil.which(exe) is None:
             raise ToolMissingError(f"'{exe}' is not installed; synthetic corpora need it",
-                                   hint="apt-get install espeak-ng flite sox libsox-fmt-mp3 lame "
+                                   hint=f"apt-get install espeak-ng flite sox libsox-fmt-mp3 lame {FESTIVAL_PACKAGES} "
                                         "(or run: bash tools/install_system_deps.sh)")
+        if engine == "festival":
+            for name, (select, _, _) in FESTIVAL_VOICES.items():
+                proc = subprocess.run(["festival", "-b", f"({select})"], capture_output=True, text=True)
+                if proc.returncode != 0 or "not defined" in proc.stderr + proc.stdout:
+                    raise ToolMissingError(f"festival voice '{name}' ({select}) is not installed",
+                                           hint=f"apt-get install {FESTIVAL_PACKAGES}")
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -144,28 +159,60 @@ def _run(cmd: list[str], what: str) -> None:
 def synthesize(text: str, voice: Voice, out_path: Path, lang: str, sample_rate: int = 16000,
                fmt: str = "flac") -> None:
     """Speak `text` with `voice` into `out_path`: 16-bit mono FLAC at `sample_rate`, or MP3 via lame."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="w2v2-tts-") as tmp:
         raw = os.path.join(tmp, "raw.wav")
         if voice.engine == "espeak":
             _run(["espeak-ng", "-v", voice.name, "-s", str(int(voice.speed)), "-p", str(int(voice.pitch)),
                   "-w", raw, "--", text], f"synthesising {out_path}")
+        elif voice.engine == "festival":
+            _festival([(text, voice, raw)], tmp, f"synthesising {out_path}")
         else:
             _run(["flite", "-voice", voice.name, "--setf", f"duration_stretch={voice.speed:.3f}",
                   "--setf", f"int_f0_target_mean={voice.pitch:.1f}", "-t", text, "-o", raw],
                  f"synthesising {out_path}")
-        # -D: no dither, so the output is the same bits every run; vol keeps resampling from clipping
-        if fmt == "flac":
-            _run(["sox", "-D", "-V1", raw, "-r", str(sample_rate), "-b", "16", "-c", "1", str(out_path),
-                  "vol", "0.8"], f"converting {out_path}")
-        elif fmt == "mp3":
-            wav = os.path.join(tmp, "pcm.wav")
-            _run(["sox", "-D", "-V1", raw, "-r", str(sample_rate), "-b", "16", "-c", "1", wav, "vol", "0.8"],
-                 f"converting {out_path}")
-            _run(["lame", "--quiet", "-m", "m", "-b", "64", "--resample", f"{sample_rate / 1000:g}", wav,
-                  str(out_path)], f"encoding {out_path}")
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
+        _convert(raw, out_path, sample_rate, fmt, tmp)
+
+
+def _convert(raw: str, out_path: Path, sample_rate: int, fmt: str, tmp: str) -> None:
+    """The synthesiser's wave file `raw` -> `out_path`: 16-bit mono FLAC at `sample_rate`, or MP3 via lame."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # -D: no dither, so the output is the same bits every run; vol keeps resampling from clipping
+    if fmt == "flac":
+        _run(["sox", "-D", "-V1", raw, "-r", str(sample_rate), "-b", "16", "-c", "1", str(out_path),
+              "vol", "0.8"], f"converting {out_path}")
+    elif fmt == "mp3":
+        wav = os.path.join(tmp, "pcm.wav")
+        _run(["sox", "-D", "-V1", raw, "-r", str(sample_rate), "-b", "16", "-c", "1", wav, "vol", "0.8"],
+             f"converting {out_path}")
+        _run(["lame", "--quiet", "-m", "m", "-b", "64", "--resample", f"{sample_rate / 1000:g}", wav,
+              str(out_path)], f"encoding {out_path}")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+def _festival(items: Sequence[tuple[str, Voice, str]], tmp: str, what: str) -> None:
+    """Speak each (text, voice, wave path) with festival, all in one process (starting festival and loading a
+    voice takes longer than speaking a sentence)."""
+    lines = []
+    for text, voice, raw in items:
+        select, _, method = FESTIVAL_VOICES[voice.name]
+        lines.append(f"({select})")
+        if method == "hts":  # the engine's speed rate is the inverse of a duration stretch; no F0 control
+            lines.append(f"(set! hts_engine_params (append hts_engine_params '((\"-r\" {1 / voice.speed:.3f}))))")
+        else:  # diphone voices: duration stretch, and the target F0 of the linear-regression intonation model
+            lines.append(f"(Parameter.set 'Duration_Stretch {voice.speed:.3f})")
+            lines.append(f"(set! int_lr_params '((target_f0_mean {voice.pitch:.1f}) (target_f0_std "
+                         f"{0.14 * voice.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+        quoted = text.replace("\\", " ").replace('"', " ")
+        lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "{raw}" \'riff)')
+    script = os.path.join(tmp, "speak.scm")
+    Path(script).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.run(["festival", "-b", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    missing = sum(not os.path.isfile(raw) for _, _, raw in items)
+    if proc.returncode != 0 or missing:  # a Scheme error stops the script
+        errors = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise DataError(f"{what}: 'festival' failed ({proc.returncode}; no audio for {missing} of {len(items)} "
+                        f"sentences): {errors[-300:]}")
 
 
 def voice_pool(name: str) -> str:
@@ -194,6 +241,14 @@ def pick_voice(rng: random.Random, lang: str, engines: Sequence[str], pool: str 
     return Voice("espeak", f"{base}+{variant}", rng.randint(140, 190), rng.randint(25, 75), ESPEAK_VARIANTS[variant])
 
 
+def festival_voice(rng: random.Random, name: str) -> Voice:
+    """A festival speaker of voice `name`: its own duration stretch and, for diphone voices, mean F0."""
+    gender = FESTIVAL_VOICES[name][1]
+    stretch = round(rng.uniform(0.85, 1.2), 3)
+    f0 = 0.0 if FESTIVAL_VOICES[name][2] == "hts" else round(rng.uniform(90, 135), 1)
+    return Voice("festival", name, stretch, f0, gender)
+
+
 def _estimate_seconds(text: str, voice: Voice, by_letters: bool = False) -> float:
     """Expected length of `text` spoken by `voice` (fitted on generated corpora, within a few %). The fit is per
     word of the grammar (4.9 letters on average); `by_letters` counts words of other lengths as letters / 4.9."""
@@ -201,6 +256,8 @@ def _estimate_seconds(text: str, voice: Voice, by_letters: bool = False) -> floa
     words = sum(len(w) for w in words) / 4.9 if by_letters else len(words)
     if voice.engine == "espeak":
         return words * 0.9 * 60.0 / voice.speed + 0.64
+    if voice.engine == "festival":
+        return words * FESTIVAL_SECONDS_PER_WORD * voice.speed + 0.5
     return words * 0.245 * voice.speed + 0.55
 
 
@@ -267,16 +324,30 @@ def _held_out_sizes(sizes: dict[str, tuple[int, int]], hours: float | None, trai
 
 def _execute(jobs: list[_Job], lang_of: Callable[[_Job], str], n_jobs: int, sample_rate: int,
              progress: bool, label: str) -> None:
-    def one(job: _Job) -> None:
-        synthesize(job.speak, job.voice, job.utt.path, lang_of(job), sample_rate, job.fmt)
+    def one(batch: list[_Job]) -> int:
+        if batch[0].voice.engine != "festival":
+            job = batch[0]
+            synthesize(job.speak, job.voice, job.utt.path, lang_of(job), sample_rate, job.fmt)
+            return 1
+        with tempfile.TemporaryDirectory(prefix="w2v2-tts-") as tmp:
+            raws = [os.path.join(tmp, f"{i}.wav") for i in range(len(batch))]
+            _festival([(j.speak, j.voice, raw) for j, raw in zip(batch, raws)], tmp,
+                      f"synthesising {batch[0].utt.path.parent}")
+            for job, raw in zip(batch, raws):
+                _convert(raw, job.utt.path, sample_rate, job.fmt, tmp)
+        return len(batch)
+
+    festival = [j for j in jobs if j.voice.engine == "festival"]
+    batches = [[j] for j in jobs if j.voice.engine != "festival"]
+    batches += [festival[i:i + FESTIVAL_BATCH] for i in range(0, len(festival), FESTIVAL_BATCH)]
 
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
         task = bar.add_task(label, total=len(jobs))
-        for _ in pool.map(one, jobs):
-            bar.advance(task)
+        for done in pool.map(one, batches):
+            bar.advance(task, done)
 
 
 def _fill_lengths(utts: Iterable[SynthUtterance]) -> None:
@@ -365,6 +436,7 @@ def make_librispeech(
     progress: bool = False,
     lm_sentences: int = 0,
     open_vocab_hours: float = 0.0,
+    festival_hours: float = 0.0,
 ) -> SynthCorpus:
     """Write a LibriSpeech-layout corpus under `out_dir` (which plays the role of `LibriSpeech/`).
 
@@ -377,14 +449,20 @@ def make_librispeech(
     English words in random order, `OpenVocabulary`), spoken by the same training speakers in a chapter of
     their own, so that an acoustic model hears far more words than the grammar's ~2,400; dev/test subsets
     and the LM text stay grammatical and are the same as without them.
+    `festival_hours`: also about that many hours per training subset of grammar sentences read by extra training
+    speakers (one per 2 minutes, at least 3) of festival's voices (`FESTIVAL_VOICES`), each with its own rate and
+    pitch: a third synthesiser in training. Everything else (dev/test, the LM text, the other speakers' audio) is
+    the same as without them.
     Speakers of dev/test subsets use voices that training speakers never use (`voice_pool`).
     """
-    check_tools(*engines, "sox")
+    check_tools(*engines, "sox", *(["festival"] if festival_hours else []))
     sizes = _sizes(subsets, n_speakers, utts_per_speaker)
     params = {"kind": "librispeech", "sizes": sizes, "seed": seed, "hours": hours, "engines": list(engines),
               "min_words": min_words, "max_words": max_words, "lm_sentences": lm_sentences, "voices": 2}
     if open_vocab_hours:  # only when set, so corpora made before the option are still recognised
         params["open_vocab_hours"] = open_vocab_hours
+    if festival_hours:
+        params["festival_hours"] = festival_hours
 
     def plan(root: Path):
         rng = random.Random(f"librispeech-{seed}")
@@ -437,11 +515,29 @@ def make_librispeech(
                     add_chapter(name, spk, voice, chap, texts[c * cut:(c + 1) * cut], rng)
             if pool_for_subset(name) == "train":
                 train_utts += sum(len(t) for t in per)
+        lm_exclude = set(seen)  # as without festival speakers, so the LM text stays the same
+
+        # festival speakers come last, from random streams of their own: everything above stays as it was
+        f_rng = random.Random(f"librispeech-festival-{seed}")
+        f_gen = SentenceGenerator("en", seed + 2_000_003)
+        free_ids = sorted(set(range(14, 9999)) - set(all_spk))
+        for name in (n for n in order if festival_hours and pool_for_subset(n) == "train"):
+            n_spk = max(len(FESTIVAL_VOICES), round(festival_hours * 30))
+            spk_ids = sorted(f_rng.sample(free_ids, n_spk))
+            free_ids = [i for i in free_ids if i not in spk_ids]
+            names = [sorted(FESTIVAL_VOICES)[i % len(FESTIVAL_VOICES)] for i in range(n_spk)]
+            f_rng.shuffle(names)
+            voices = [festival_voice(f_rng, v) for v in names]
+            per = _speaker_utts(f_rng, f_gen, name, voices, 0, festival_hours, seen, min_words, max_words)
+            for spk, voice, texts in zip(spk_ids, voices, per):
+                speakers_txt.append(f"{spk:<5}| {voice.gender} | {name:<16}| {len(texts) * 0.06:6.2f} "
+                                    f"| {voice.engine} {voice.name}")
+                add_chapter(name, spk, voice, f_rng.randrange(400000, 500000), texts, f_rng)  # own range
 
         def write_texts(root: Path) -> None:
             _write_librispeech_texts(root, corpus, speakers_txt)
             if lm_sentences:
-                stream = SentenceGenerator("en", seed + 1_000_003).unique("train", min_words, max_words, set(seen))
+                stream = SentenceGenerator("en", seed + 1_000_003).unique("train", min_words, max_words, lm_exclude)
                 atomic_write_text(root / LM_TEXT, "".join(normalize_text(next(stream), "en") + "\n"
                                                           for _ in range(lm_sentences)))
 
