@@ -6,7 +6,8 @@
 
 Stages (each is skipped when its output is complete, so a re-run continues):
 1. `w2v2 synth librispeech` with many voices (`--speakers`, `--hours` of training audio; dev-clean and
-   test-clean use held-out sentences and voices that training never hears), then `w2v2 manifest`.
+   test-clean use held-out sentences and voices that training never hears; `--festival-hours`: speakers of a
+   third synthesiser in the unlabelled pool only), then `w2v2 manifest`.
 2. A labelled subset from few voices (`--labeled-speakers`, `--labeled-minutes`), as Libri-light's 10 min split
    (`recipes/utils/subset_speakers.sh`): with `--label-draws per-seed` (default) every seed draws its own voices
    (seed s: subset seed `--corpus-seed` + s - 1), so the spread covers which voices got labels, not only the
