@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole wav2vec 2.0 pipeline on a laptop, on synthetic speech (espeak-ng + flite + festival), in minutes:
 #   synthesise a LibriSpeech-layout corpus (many voices; dev/test voices and 4 % of the words never in training)
-#   -> manifests and a labelled subset (all by default; --labeled-speakers N: few voices) -> pretrain (tiny) on all
+#   -> manifests and a labelled subset (all by default; --labeled-speakers N: few voices) -> pretrain on all audio
 #   -> fine-tune with CTC on the labelled subset (and, with --scratch true, the same without pretraining)
 #   -> KenLM 4-gram on the LM text -> decode test-clean (greedy and beam + LM) -> score -> one results table.
 # Needs nothing downloaded. Run everything:        bash recipes/demo/run.sh
