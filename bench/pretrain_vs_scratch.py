@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -127,18 +128,16 @@ def machine_info() -> dict:
 
 
 def without_festival(src: Path, dst: Path, speakers_txt: Path) -> None:
-    """SRC.tsv/.wrd/.ltr without the rows of festival speakers (SPEAKERS.TXT) -> DST (the .tsv last)."""
+    """SRC.tsv/.wrd/.ltr without the rows of festival speakers (SPEAKERS.TXT) -> DST, written as the recipes'
+    subsets are (`recipes/utils/subset.py`: labels checked against the rows, the .tsv last)."""
+    spec = importlib.util.spec_from_file_location("subset", REPO / "recipes/utils/subset.py")
+    subset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(subset)
     festival = {line.split("|")[0].strip() for line in speakers_txt.read_text().splitlines()
                 if not line.startswith(";") and line.split("|")[-1].split()[0] == "festival"}
-    root, *rows = src.with_suffix(".tsv").read_text().splitlines()
+    root, rows = subset.read(str(src))
     keep = [i for i, row in enumerate(rows) if row.split("/")[0] not in festival]
-    for ext in (".wrd", ".ltr", ".tsv"):
-        lines = src.with_suffix(ext).read_text().splitlines()
-        head = [root] if ext == ".tsv" else []
-        body = rows if ext == ".tsv" else lines
-        tmp = dst.with_suffix(ext + ".tmp")
-        tmp.write_text("\n".join(head + [body[i] for i in keep]) + "\n")
-        os.replace(tmp, dst.with_suffix(ext))
+    subset.write("pretrain_vs_scratch.py", str(src), str(dst), root, rows, keep)
     log(f"{dst.name}: {len(keep)} of {len(rows)} rows (left out: {len(festival)} festival speakers)")
 
 
