@@ -25,6 +25,8 @@ festival_hours=0.5      # + hours read by 15 more training speakers of a third s
                         # held-out flite voice -4 points, festival voices -4 to -16; BENCHMARKS.md, 16th search)
 labeled_speakers=all    # voices of the labelled subset (all, or few = the paper's low-resource setting)
 labeled_minutes=all     # minutes of labelled audio for fine-tuning (all: every utterance of those voices)
+config=tiny_fbank       # model and training preset: tiny_fbank (log-mel front end) or tiny (raw-waveform conv
+                        # stack: 2.3x slower per audio second, test CER 2.8 points higher; BENCHMARKS.md, 17th search)
 pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
 finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
@@ -78,7 +80,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ "$pretrain_updates" != 0 ] && 
   log "Stage 2: self-supervised pretraining of the tiny model on all training audio ($pretrain_length)"
   # validation + checkpoint every 250 updates (the preset's 100 took a fifth of a 2-minute budget)
   # shellcheck disable=SC2086  # the length options are words
-  w2v2 pretrain "$data/train-clean-100.tsv" --valid "$data/dev-clean.tsv" --config tiny \
+  w2v2 pretrain "$data/train-clean-100.tsv" --valid "$data/dev-clean.tsv" --config "$config" \
     --out "$dir/pretrain" $pretrain_length --seed "$seed" --resume auto --dtype "$dtype" \
     --set checkpoint.save_interval_updates=250 "${thread_opt[@]}"
   touch "$dir/.pretrain.done"
@@ -91,7 +93,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     [ "$model" = pretrained ] && init=$dir/pretrain/checkpoint_last
     log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_length)"
     # shellcheck disable=SC2086  # the length options are words
-    w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config tiny \
+    w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config "$config" \
       --out "$dir/finetune_$model" $finetune_length --seed "$seed" --resume auto --dtype "$dtype" \
       "${thread_opt[@]}"
     touch "$dir/.finetune_$model.done"

@@ -186,3 +186,34 @@ def test_evaluating_an_all_blank_checkpoint_warns_about_the_checkpoint(four, tmp
     assert f"{ckpt}: 100% of the hypotheses on {four.name} are empty" in text
     assert "mean blank posterior 1.000" in text and "all-blank phase" in text
     assert "optim.lr" not in text and "update 0" not in text
+
+
+def test_fbank_presets_pretrain_then_finetune_with_frequency_warping(four, tmp_path):
+    """`tiny_fbank` pretrains through the log-mel front end and `--config tiny_fbank` fine-tunes with
+    `tiny_fbank_ctc` (frequency warping on); the front end's learned layers carry over from the pretrained model."""
+    from w2v2cli.train.pretrain import pretrain
+
+    pre = pretrain([four], tmp_path / "pt", config="tiny_fbank", overrides=FAST, max_updates=2)
+    saved_pre = load_checkpoint(pre.last_checkpoint)
+    assert saved_pre.cfg.extractor_mode == "fbank" and saved_pre.cfg.fbank_warp == 0.0
+    assert saved_pre.cfg.conv_layers == [(80, 400, 160), (192, 3, 1), (128, 2, 2)]
+    assert saved_pre.cfg.hop == 320
+    sets = FAST + ["model.feature_grad_mult=0.0"]  # the front end's conv layers stay as pretrained
+    result = finetune([four], tmp_path / "ft", init=str(pre.last_checkpoint), config="tiny_fbank", valid=[four],
+                      overrides=sets, max_updates=3)
+    ckpt = load_checkpoint(result.last_checkpoint)
+    preset = training_preset("tiny_fbank_ctc").model
+    assert ckpt.kind == "ctc" and ckpt.cfg.extractor_mode == "fbank"
+    assert ckpt.cfg.fbank_warp == preset.fbank_warp > 0  # a fine-tuning field: from the preset, not the init
+    pre_w, final = load_file(str(pre.last_checkpoint / "model.safetensors")), \
+        load_file(str(result.last_checkpoint / "model.safetensors"))
+    front = [k for k in final if k.startswith("wav2vec2.feature_extractor.")]
+    assert len(front) == 2 and all(torch.equal(final[k], pre_w[k]) for k in front)
+    assert "wer" in result.valid_metrics
+    # a conv-front-end init with the fbank fine-tuning preset: its warping cannot apply, one clear error
+    from w2v2cli.errors import ConfigError
+
+    conv_pre = pretrain([four], tmp_path / "pt_conv", config="tiny", overrides=FAST, max_updates=1)
+    with pytest.raises(ConfigError, match="fbank_warp.*extractor_mode: fbank"):
+        resolve_finetune([four], tmp_path / "ft2", init=str(conv_pre.last_checkpoint), config="tiny_fbank",
+                         overrides=FAST, max_updates=1)

@@ -249,6 +249,11 @@ def config_from_hf(hf: dict[str, Any], preprocessor: dict[str, Any] | None = Non
     return cfg
 
 
+FBANK_NO_COUNTERPART = ("the model has the log-mel front end (model.extractor_mode: fbank); transformers' Wav2Vec2 "
+                        "reads raw audio through a conv stack and has no counterpart")
+FBANK_HINT = "decode it with w2v2; models of the conv presets (tiny, base, large, xlsr) export"
+
+
 def config_to_hf(cfg: ModelConfig, vocab: Any | None = None, architecture: str = "Wav2Vec2ForCTC") -> dict[str, Any]:
     """ModelConfig (+ Vocabulary for CTC) -> a transformers `config.json` dict for `architecture`
     (Wav2Vec2ForCTC, Wav2Vec2ForPreTraining or Wav2Vec2Model). The CTC blank becomes `pad_token_id`,
@@ -257,6 +262,8 @@ def config_to_hf(cfg: ModelConfig, vocab: Any | None = None, architecture: str =
         raise CheckpointError(f"unknown transformers architecture {architecture!r}",
                               hint=f"choose one of {', '.join(ARCHITECTURES)}")
     vocab_size = len(vocab) if vocab is not None else cfg.vocab_size
+    if cfg.extractor_mode == "fbank":
+        raise CheckpointError(FBANK_NO_COUNTERPART, hint=FBANK_HINT)
     if architecture == "Wav2Vec2ForCTC" and vocab_size <= 0:
         raise CheckpointError("a Wav2Vec2ForCTC config needs a vocabulary (vocab_size > 0)")
     tokens = list(getattr(vocab, "tokens", []) or [])

@@ -18,7 +18,16 @@ from typing import Any
 
 import torch
 
-from w2v2cli.checkpoint.hf import ARCHITECTURES, config_from_hf, config_to_hf, hf_kind, state_dict_from_hf, state_dict_to_hf
+from w2v2cli.checkpoint.hf import (
+    ARCHITECTURES,
+    FBANK_HINT,
+    FBANK_NO_COUNTERPART,
+    config_from_hf,
+    config_to_hf,
+    hf_kind,
+    state_dict_from_hf,
+    state_dict_to_hf,
+)
 from w2v2cli.checkpoint.io import (
     ImportedModel,
     LoadedCheckpoint,
@@ -140,6 +149,8 @@ def hf_files(loaded: LoadedCheckpoint) -> tuple[dict[str, torch.Tensor], dict[st
             f"{loaded.path}: SentencePiece vocabularies have no transformers Wav2Vec2CTCTokenizer equivalent",
             hint="export works for letter vocabularies",
         )
+    if cfg.extractor_mode == "fbank":
+        raise CheckpointError(f"{loaded.path}: {FBANK_NO_COUNTERPART}", hint=FBANK_HINT)
     state = state_dict_to_hf(loaded.model.state_dict(), cfg)
     config = config_to_hf(cfg, vocab if kind == "ctc" else None, arch)
     dump = lambda data: json.dumps(data, indent=2, ensure_ascii=False) + "\n"  # noqa: E731

@@ -26,9 +26,10 @@ def finetune_cmd(
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest with labels "
                                                                         "(repeatable); selects checkpoint_best "
                                                                         "by WER.")] = None,
-    config: Annotated[str, typer.Option("--config", "-c", help="Fine-tuning preset (tiny_ctc, base_10m ... base_960h, "
-                                                               "large_10m ... large_960h, xlsr_cv; 'tiny' means "
-                                                               "tiny_ctc; w2v2 config list) or FILE.yaml.")] = "base_10h",
+    config: Annotated[str, typer.Option("--config", "-c", help="Fine-tuning preset (tiny_ctc, tiny_fbank_ctc, "
+                                                               "base_10m ... base_960h, large_10m ... large_960h, "
+                                                               "xlsr_cv; 'tiny' means tiny_ctc, 'tiny_fbank' "
+                                                               "tiny_fbank_ctc; w2v2 config list) or FILE.yaml.")] = "base_10h",
     vocab: Annotated[Optional[str], typer.Option("--vocab", help="Output units: 'letters' (dict.ltr.txt beside "
                                                                  "the manifest, else from the labels) or 'spm' "
                                                                  "(SentencePiece on the training transcripts).")]

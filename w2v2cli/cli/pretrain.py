@@ -22,8 +22,8 @@ def pretrain_cmd(
     train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv); repeat for multilingual "
                                                      "pretraining, or a .yaml list of {path, lang}.")],
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest (repeatable).")] = None,
-    config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, base, large, xlsr) or FILE.yaml; "
-                                                               "see `w2v2 config show NAME`.")] = "base",
+    config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, tiny_fbank, base, large, xlsr) or "
+                                                               "FILE.yaml; see `w2v2 config show NAME`.")] = "base",
     out: RunDir = Path("exp/pretrain"),
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-4); repeatable.")] = None,

@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from w2v2cli.errors import W2V2Error
 from w2v2cli.model.config import conv_output_length, receptive_field
 from w2v2cli.model.cpu_kernels import caches_allowed, linear, weights_key
+from w2v2cli.model.masking import uniform
 
 
 class InputShapeError(W2V2Error, ValueError):
@@ -232,6 +233,113 @@ class ConvFeatureEncoder(nn.Module):
                 norm_frames = frames0
         for i, layer in enumerate(self.conv_layers):
             x = layer(x, norm_frames) if i == 0 else layer(x)
+        return x, (self.output_lengths(lengths) if lengths is not None else None)
+
+
+class FbankFeatureEncoder(nn.Module):
+    """A log-mel front end: raw audio `[B, T]` -> log mel filterbank -> per-utterance mean/variance normalisation
+    -> a small learned conv stack -> features `[B, C, F]`, with the conv encoder's interface.
+
+    `conv_layers[0]` = (mel bins, window, hop) in samples: fixed (no parameters), torchaudio's power spectrogram
+    (Hann window, FFT of the window's length, no centring) through its HTK mel filterbank (20 Hz to 7.6 kHz at
+    16 kHz), log with a 1e-6 floor. The rest are learned `(channels, kernel, stride)` conv layers with GELU and
+    no norm. Lengths follow the conv encoder's `floor((L - k) / s) + 1` rule for every layer, so
+    `ModelConfig.num_frames`, `hop` and `receptive_field` hold unchanged: `[(80, 400, 160), (192, 3, 1),
+    (128, 2, 2)]` gives 25 ms windows every 10 ms and 50 frames a second, the conv stack's rate. This is the
+    log-mel input of Zhang et al. 2020 ("Pushing the limits of semi-supervised learning") and w2v-BERT, in
+    place of a raw-waveform conv stack, which needs far more audio (and CPU time) to learn a filterbank. The
+    normalisation takes each utterance's own valid frames only (training and eval alike): padding never changes
+    a valid frame, and a gain change of the audio changes no feature.
+    """
+
+    def __init__(self, conv_layers: list[tuple[int, int, int]], bias: bool = False, sample_rate: int = 16000):
+        super().__init__()
+        (n_mels, win, hop), rest = conv_layers[0], conv_layers[1:]
+        if win < hop or n_mels < 1:
+            raise ValueError(f"fbank layer (mel bins, window, hop) must have window >= hop, got {conv_layers[0]}")
+        self.win, self.hop = int(win), int(hop)
+        self.n_mels, self.sample_rate = int(n_mels), sample_rate
+        self._warped: dict[tuple, Tensor] = {}  # (warp, device) -> [WARP_STEPS, bins, n_mels] filterbanks
+        import torchaudio.functional as AF  # noqa: PLC0415 (1.4 s to import: only for models with this front end)
+        # derived constants, not weights: kept out of checkpoints (non-persistent buffers)
+        self.register_buffer("window", torch.hann_window(self.win), persistent=False)
+        self.register_buffer("mel_fb", AF.melscale_fbanks(self.win // 2 + 1, 20.0, min(7600.0, sample_rate / 2),
+                                                          int(n_mels), sample_rate, mel_scale="htk"),
+                             persistent=False)  # [win / 2 + 1, n_mels]
+        layers, in_ch = [], int(n_mels)
+        for out_ch, kernel, stride in rest:
+            layers.append(ConvLayer(in_ch, out_ch, kernel, stride, bias, None))
+            in_ch = out_ch
+        self.conv_layers = nn.ModuleList(layers)
+        self.receptive_field = receptive_field(conv_layers)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        lengths = conv_output_length(lengths, self.win, self.hop)
+        for layer in self.conv_layers:
+            lengths = layer.output_lengths(lengths)
+        return lengths
+
+    check_input = ConvFeatureEncoder.check_input
+
+    WARP_STEPS = 21  # warp factors on an even grid over [1 - warp, 1 + warp]
+
+    def warped_filterbanks(self, warp: float, device: torch.device) -> Tensor:
+        """`[WARP_STEPS, bins, n_mels]` mel filterbanks whose frequency axis is scaled by each factor of the grid
+        over [1 - warp, 1 + warp] (VTLP, Jaitly & Hinton 2013): with factor a, the filter at f Hz reads the
+        spectrum at f / a, so formants move by a, as a shorter (a > 1) or longer vocal tract would move them."""
+        key = (float(warp), str(device))
+        if key not in self._warped:
+            import warnings  # noqa: PLC0415
+
+            import torchaudio.functional as AF  # noqa: PLC0415
+            banks = []
+            with warnings.catch_warnings():  # a < 1 leaves the top filters empty (their frames stay 0 after CMVN)
+                warnings.simplefilter("ignore")
+                for a in torch.linspace(1.0 - warp, 1.0 + warp, self.WARP_STEPS).tolist():
+                    banks.append(AF.melscale_fbanks(self.win // 2 + 1, 20.0, min(7600.0, self.sample_rate / 2),
+                                                    self.n_mels, self.sample_rate * a, mel_scale="htk"))
+            self._warped[key] = torch.stack(banks).to(device)
+        return self._warped[key]
+
+    def log_mel(self, waveforms: Tensor, lengths: Tensor | None = None, warp: float = 0.0,
+                generator: torch.Generator | None = None) -> Tensor:
+        """`[B, T]` audio -> `[B, n_mels, T']` normalised log mel frames (float32 whatever the autocast).
+        warp > 0: each utterance's frequency axis is scaled by a factor drawn from [1 - warp, 1 + warp]
+        (uniformly over `WARP_STEPS` values, from `generator`)."""
+        with torch.autocast(waveforms.device.type, enabled=False):
+            import torchaudio.functional as AF  # noqa: PLC0415
+
+            power = AF.spectrogram(waveforms.float(), 0, self.window, self.win, self.hop, self.win, 2.0, False,
+                                   center=False).transpose(1, 2)  # [B, T', win / 2 + 1]
+            if warp > 0:
+                pick = (uniform((power.shape[0],), generator, power.device) * self.WARP_STEPS).long()
+                banks = self.warped_filterbanks(warp, power.device)[pick.clamp(max=self.WARP_STEPS - 1)]
+                logmel = torch.log(torch.bmm(power, banks) + 1e-6)
+            else:
+                logmel = torch.log(power @ self.mel_fb + 1e-6)  # [B, T', n_mels]
+            t = logmel.shape[1]
+            if lengths is None:
+                mean = logmel.mean(1, keepdim=True)
+                var = (logmel - mean).pow(2).mean(1, keepdim=True)
+            else:
+                n = conv_output_length(lengths.to(logmel.device), self.win, self.hop).clamp(1, t)
+                valid = (torch.arange(t, device=logmel.device)[None, :] < n[:, None]).unsqueeze(-1)
+                count = n.to(logmel.dtype).view(-1, 1, 1)
+                mean = logmel.masked_fill(~valid, 0.0).sum(1, keepdim=True) / count
+                var = (logmel - mean).masked_fill(~valid, 0.0).pow(2).sum(1, keepdim=True) / count
+            return ((logmel - mean) * torch.rsqrt(var + 1e-5)).transpose(1, 2)
+
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None, exclude_padding_from_norm: bool = False,
+                warp: float = 0.0, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+        """`[B, T]` audio (+ `[B]` sample lengths) -> `[B, C, F]` features (+ `[B]` frame lengths).
+        The normalisation always excludes padding; the flag is accepted for the conv encoder's interface.
+        warp, generator: frequency warping (see `log_mel`); the model passes `fbank_warp` in training only."""
+        x = self.log_mel(waveforms, lengths, warp, generator)
+        dtype = torch.get_autocast_dtype("cpu") if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")) \
+            else x.dtype
+        x = x.to(dtype)
+        for layer in self.conv_layers:
+            x = layer(x)
         return x, (self.output_lengths(lengths) if lengths is not None else None)
 
 

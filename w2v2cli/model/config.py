@@ -36,7 +36,9 @@ def receptive_field(conv_layers) -> int:
 @dataclass
 class ModelConfig:
     # feature encoder
-    extractor_mode: str = "group_norm"  # "group_norm" (BASE/LARGE) or "layer_norm" (LV-60k/XLSR)
+    # "group_norm" (BASE/LARGE) or "layer_norm" (LV-60k/XLSR) conv stacks on raw audio; "fbank": a log-mel front
+    # end, conv_layers[0] = (mel bins, window, hop) and a small conv stack after it (no fairseq/transformers export)
+    extractor_mode: str = "group_norm"
     conv_layers: list[ConvSpec] = field(default_factory=lambda: list(DEFAULT_CONV))
     conv_bias: bool = False
     feature_grad_mult: float = 0.1  # 0 = frozen encoder, run without autograd
@@ -60,6 +62,8 @@ class ModelConfig:
     mask_prob: float = 0.65
     mask_length: int = 10
     mask_min_masks: int = 2
+    # fbank front end only: training-time frequency warping (VTLP), factors drawn from [1 - w, 1 + w] per utterance
+    fbank_warp: float = 0.0
     # channel masking (fine-tuning)
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 10
@@ -78,8 +82,9 @@ class ModelConfig:
     normalize_audio: bool = False
 
     def __post_init__(self) -> None:
-        if self.extractor_mode not in ("group_norm", "layer_norm"):
-            raise ConfigError(f"model.extractor_mode must be 'group_norm' or 'layer_norm', got {self.extractor_mode!r}")
+        if self.extractor_mode not in ("group_norm", "layer_norm", "fbank"):
+            raise ConfigError(f"model.extractor_mode must be 'group_norm', 'layer_norm' or 'fbank', "
+                              f"got {self.extractor_mode!r}")
         if self.encoder_embed_dim % self.encoder_attention_heads:
             raise ConfigError(
                 f"model.encoder_embed_dim ({self.encoder_embed_dim}) must be divisible by "
@@ -94,6 +99,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1], got {value}")
+        if not 0.0 <= self.fbank_warp < 0.5:
+            raise ConfigError(f"model.fbank_warp must be in [0, 0.5), got {self.fbank_warp}")
+        if self.fbank_warp and self.extractor_mode != "fbank":
+            raise ConfigError(f"model.fbank_warp = {self.fbank_warp} needs model.extractor_mode: fbank "
+                              f"(got {self.extractor_mode})")
         self.conv_layers = [tuple(int(v) for v in spec) for spec in self.conv_layers]  # type: ignore[misc]
         self.latent_temp = tuple(float(v) for v in self.latent_temp)  # type: ignore[assignment]
 
@@ -150,6 +160,10 @@ PRESETS: dict[str, dict] = {
     "xlsr": dict(_LARGE, extractor_mode="layer_norm", conv_bias=True, layer_norm_first=True, normalize_audio=True,
                  dropout=0.1, attention_dropout=0.1, dropout_input=0.1, dropout_features=0.1, layerdrop=0.1),
 }
+# The tiny transformer behind a log-mel front end (80 mel bins every 10 ms, one 3-frame conv, a stride-2 conv to 50
+# frames a second): 2.3x the audio per second of CPU time of `tiny` (BENCHMARKS.md, seventeenth search).
+PRESETS["tiny_fbank"] = dict(PRESETS["tiny"], extractor_mode="fbank",
+                             conv_layers=[(80, 400, 160), (192, 3, 1), (128, 2, 2)])
 # XLS-R 1B and 2B (and MMS 1B): the XLSR family at 48 layers, 1280 / 1920 wide, 1024-dim quantized targets.
 PRESETS["xlsr_1b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=1280, encoder_ffn_embed_dim=5120,
                           encoder_attention_heads=16, final_dim=1024)
@@ -158,7 +172,8 @@ PRESETS["xlsr_2b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=
 
 
 def model_preset(name: str, **changes) -> ModelConfig:
-    """Returns the named preset ('tiny', 'base', 'large', 'xlsr', 'xlsr_1b', 'xlsr_2b') with `changes` applied."""
+    """Returns the named preset ('tiny', 'tiny_fbank', 'base', 'large', 'xlsr', 'xlsr_1b', 'xlsr_2b') with
+    `changes` applied."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset '{name}'", hint=f"choose one of {', '.join(PRESETS)}")
     return ModelConfig(**{**PRESETS[name], **changes})

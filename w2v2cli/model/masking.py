@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
     """Uniform [0, 1) numbers on `device`, drawn from `generator` on the generator's own device, so one seeded
     CPU generator gives the same masks whether the model runs on the CPU or a GPU."""
     if generator is None or generator.device == torch.device(device):
@@ -40,7 +40,7 @@ def compute_span_mask(lengths: Tensor, max_len: int, mask_prob: float, mask_leng
     if b == 0 or max_len == 0:
         return torch.zeros(b, max_len, dtype=torch.bool, device=device)
     lengths = lengths.clamp(max=max_len)
-    u = _rand((b,), generator, device)
+    u = uniform((b,), generator, device)
     num = (mask_prob * lengths.float() / float(mask_length) + u).long()
     num = torch.maximum(num, torch.full_like(num, min_masks))
     num = torch.minimum(num, lengths)
@@ -49,7 +49,7 @@ def compute_span_mask(lengths: Tensor, max_len: int, mask_prob: float, mask_leng
     num_candidates = torch.where(lengths - mask_length > num, lengths - mask_length,
                                  torch.minimum(num + 1, lengths))
     # a uniform random subset of size num[b] from range(num_candidates[b]): rank random keys, keep the lowest num[b]
-    keys = _rand((b, max_len), generator, device)
+    keys = uniform((b, max_len), generator, device)
     positions = torch.arange(max_len, device=device)
     keys = keys.masked_fill(positions[None, :] >= num_candidates[:, None], 2.0)
     ranks = keys.argsort(dim=1).argsort(dim=1)
@@ -89,14 +89,14 @@ def sample_negatives(mask: Tensor, num_negatives: int, cross_sample_negatives: i
     parts = []
     if num_negatives > 0:
         others = (counts[utt] - 1).clamp(min=1)  # frames to choose from, excluding itself
-        r = _rand((m, num_negatives), generator, device)
+        r = uniform((m, num_negatives), generator, device)
         pick = (r * others[:, None]).long().clamp(max=(others - 1)[:, None])
         pick = pick + (pick >= rank[:, None]).long()  # skip the frame itself, keeping the draw uniform
         single = (counts[utt] <= 1)[:, None]
         pick = torch.where(single, rank[:, None], pick)
         parts.append(offsets[utt][:, None] + pick)
     if cross_sample_negatives > 0:
-        r = _rand((m, cross_sample_negatives), generator, device)
+        r = uniform((m, cross_sample_negatives), generator, device)
         pick = (r * max(m - 1, 1)).long().clamp(max=max(m - 2, 0))
         idx = torch.arange(m, device=device)[:, None]
         pick = pick + (pick >= idx).long()

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from w2v2cli.errors import ConfigError
 from w2v2cli.model.components import (
     ConvFeatureEncoder,
+    FbankFeatureEncoder,
     FeatureProjection,
     InputShapeError,
     TransformerEncoder,
@@ -84,7 +85,10 @@ class Wav2Vec2Model(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.feature_extractor = ConvFeatureEncoder(cfg.conv_layers, cfg.extractor_mode, cfg.conv_bias)
+        if cfg.extractor_mode == "fbank":
+            self.feature_extractor = FbankFeatureEncoder(cfg.conv_layers, cfg.conv_bias)
+        else:
+            self.feature_extractor = ConvFeatureEncoder(cfg.conv_layers, cfg.extractor_mode, cfg.conv_bias)
         self.feature_projection = FeatureProjection(cfg.conv_dim, cfg.encoder_embed_dim, cfg.dropout_input)
         self.mask_embedding = nn.Parameter(torch.empty(cfg.encoder_embed_dim).uniform_())
         self.encoder = TransformerEncoder(
@@ -117,12 +121,16 @@ class Wav2Vec2Model(nn.Module):
         if lengths is not None:
             lengths = lengths.long()
         exclude = self.padding_free_norm and not self.training and lengths is not None
+        extra = {}
+        if self.training and self.cfg.fbank_warp > 0:
+            extra = {"warp": self.cfg.fbank_warp, "generator": generator}
         if self.feature_grad_mult > 0:
-            feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
+            feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude, **extra)
             feats = grad_multiply(feats, self.feature_grad_mult)
         else:
             with torch.no_grad():
-                feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude)
+                feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude,
+                                                            **extra)
         feats = feats.transpose(1, 2)  # [B, F, C]
         b, f, _ = feats.shape
         if lengths is None:
@@ -285,7 +293,7 @@ def _init_transformer(encoder: TransformerEncoder) -> None:
             nn.init.zeros_(lin.bias)
 
 
-def _init_conv(extractor: ConvFeatureEncoder) -> None:
+def _init_conv(extractor: ConvFeatureEncoder | FbankFeatureEncoder) -> None:
     for layer in extractor.conv_layers:
         nn.init.kaiming_normal_(layer.conv.weight)
         if layer.conv.bias is not None:

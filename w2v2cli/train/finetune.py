@@ -56,10 +56,10 @@ from w2v2cli.vocab import Vocabulary, check_vocab_size
 #: ModelConfig fields taken from the fine-tuning preset (and --set); everything else comes from --init.
 REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
               "dropout_features", "layerdrop", "final_dropout", "mask_prob", "mask_length", "mask_min_masks",
-              "mask_channel_prob", "mask_channel_length")
+              "mask_channel_prob", "mask_channel_length", "fbank_warp")
 
 #: A pretraining preset given to `finetune` means its fine-tuning counterpart.
-FINETUNE_COUNTERPART = {"tiny": "tiny_ctc"}
+FINETUNE_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc"}
 _NO_COUNTERPART = {"base": "base_10m, base_1h, base_10h, base_100h or base_960h",
                    "large": "large_10m, large_1h, large_10h, large_100h or large_960h",
                    "xlsr": "xlsr_cv (Common Voice), or large_10m ... large_960h"}
