@@ -32,7 +32,7 @@ pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-t
 finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
 finetune_updates=       # cap on fine-tuning updates (empty: no cap)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
-lm_weight=1.5           # LM weight of the beam search (1.5 and 2.0 best of 1.0/1.5/2.0 on dev-clean, BENCHMARKS.md)
+lm_weight=2.0           # LM weight of the beam search (best of 1.0-2.5 on dev-clean for tiny_fbank; BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
 beam=500                # beam size of the search (100: 4-gram test WER 42.96 %, 500: 39.78 %; BENCHMARKS.md)
 threads=                # CPU threads per training process (empty: one per core)

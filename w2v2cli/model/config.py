@@ -161,7 +161,7 @@ PRESETS: dict[str, dict] = {
                  dropout=0.1, attention_dropout=0.1, dropout_input=0.1, dropout_features=0.1, layerdrop=0.1),
 }
 # The tiny transformer behind a log-mel front end (80 mel bins every 10 ms, one 3-frame conv, a stride-2 conv to 50
-# frames a second): 2.3x the audio per second of CPU time of `tiny` (BENCHMARKS.md, seventeenth search).
+# frames a second): trains on 1.8-2.3x the audio per second of `tiny` (bf16-fp32; BENCHMARKS.md, 17th search).
 PRESETS["tiny_fbank"] = dict(PRESETS["tiny"], extractor_mode="fbank",
                              conv_layers=[(80, 400, 160), (192, 3, 1), (128, 2, 2)])
 # XLS-R 1B and 2B (and MMS 1B): the XLSR family at 48 layers, 1280 / 1920 wide, 1024-dim quantized targets.

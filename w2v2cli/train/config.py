@@ -374,7 +374,7 @@ def _tiny_fbank() -> dict[str, Any]:
 
 def _tiny_fbank_ctc() -> dict[str, Any]:
     # `tiny_ctc` with the log-mel front end and frequency warping (VTLP) of +-FBANK_WARP: on the demo corpus the
-    # front end trains on 2.3x the audio per second and then over-fits its training voices; time and channel
+    # front end trains on ~1.9x the audio per second (bf16) and over-fits its training voices; time and channel
     # masks with dropout did not help the unseen voices (32.7 %), nor speed perturbation (29.6 %), warping did.
     cfg = _tiny_ctc()
     cfg["model"].update(extractor_mode="fbank", conv_layers=MODEL_PRESETS["tiny_fbank"]["conv_layers"],
