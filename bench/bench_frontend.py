@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,17 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from w2v2cli.model import build_model, model_preset  # noqa: E402
-from w2v2cli.runtime import configure_runtime  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from w2v2cli.runtime import configure_runtime, cpu_model_name  # noqa: E402
 
 
 def make_step(preset: str, workload: str, dtype: str, batch: int, samples: int, seed: int = 0):
@@ -90,7 +79,7 @@ def main() -> None:
     configure_runtime()
     samples = int(args.seconds * 16000)
     audio = args.batch * args.seconds
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x "
+    print(f"CPU: {cpu_model_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x "
           f"{args.seconds:g} s; {args.repeats} interleaved repeats after {args.warmup} warm-ups; median audio s/s")
     results = []
     for workload in args.workloads.split(","):
@@ -110,7 +99,7 @@ def main() -> None:
             results.append({"workload": workload, "dtype": dtype, "audio_s_per_s": speed, "ratio_fbank_over_conv":
                             ratio, "step_s": {n: statistics.median(t) for n, t in times.items()}})
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_name(), "torch": torch.__version__, "batch": args.batch,
+        args.json.write_text(json.dumps({"cpu": cpu_model_name(), "torch": torch.__version__, "batch": args.batch,
                                          "seconds": args.seconds, "repeats": args.repeats, "results": results},
                                         indent=2) + "\n")
 

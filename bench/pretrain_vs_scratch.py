@@ -37,7 +37,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -116,15 +115,9 @@ def machine_info() -> dict:
     """The CPU this command runs on: model name, cores and bf16 units. A from-scratch run that sits on the
     all-blank plateau for hundreds of updates turns the CPUs' different rounding into up to 10 points of test CER
     (BENCHMARKS.md, "Ninth search"), so a table is only comparable with tables from the same kind of CPU."""
-    from w2v2cli.runtime import cpu_bf16_units
+    from w2v2cli.runtime import cpu_bf16_units, cpu_model_name
 
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return {"cpu": name, "cores": os.cpu_count(), "bf16_units": cpu_bf16_units() or "none"}
+    return {"cpu": cpu_model_name(), "cores": os.cpu_count(), "bf16_units": cpu_bf16_units() or "none"}
 
 
 def without_festival(src: Path, dst: Path, speakers_txt: Path) -> None:

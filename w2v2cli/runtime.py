@@ -178,6 +178,19 @@ def flush_denormals() -> bool:
 DTYPES = ("auto", "fp32", "bf16")
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (`platform.processor()` or the machine type where it has none)."""
+    import platform  # noqa: PLC0415
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return name
+
+
 def cpu_bf16_units() -> str:
     """What this CPU has for bf16 arithmetic: "amx" (AMX tiles, `amx_bf16`: Xeon Sapphire Rapids and later),
     "avx512_bf16" (vector bf16 dot products only: Cooper Lake, AMD Zen 4 and later) or "" (none: bf16 is then

@@ -26,7 +26,7 @@ festival_hours=0.5      # + hours read by 15 more training speakers of a third s
 labeled_speakers=all    # voices of the labelled subset (all, or few = the paper's low-resource setting)
 labeled_minutes=all     # minutes of labelled audio for fine-tuning (all: every utterance of those voices)
 config=tiny_fbank       # model and training preset: tiny_fbank (log-mel front end) or tiny (raw-waveform conv
-                        # stack: 2.3x slower per audio second, test CER 2.8 points higher; BENCHMARKS.md, 17th search)
+                        # stack: 1.8x slower per audio second in bf16, test CER ~3 points higher; BENCHMARKS.md 17th)
 pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
 finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)

@@ -260,12 +260,9 @@ class FbankFeatureEncoder(nn.Module):
         self.win, self.hop = int(win), int(hop)
         self.n_mels, self.sample_rate = int(n_mels), sample_rate
         self._warped: dict[tuple, Tensor] = {}  # (warp, device) -> [WARP_STEPS, bins, n_mels] filterbanks
-        import torchaudio.functional as AF  # noqa: PLC0415 (1.4 s to import: only for models with this front end)
         # derived constants, not weights: kept out of checkpoints (non-persistent buffers)
         self.register_buffer("window", torch.hann_window(self.win), persistent=False)
-        self.register_buffer("mel_fb", AF.melscale_fbanks(self.win // 2 + 1, 20.0, min(7600.0, sample_rate / 2),
-                                                          int(n_mels), sample_rate, mel_scale="htk"),
-                             persistent=False)  # [win / 2 + 1, n_mels]
+        self.register_buffer("mel_fb", self._mel_filterbank(), persistent=False)  # [win / 2 + 1, n_mels]
         layers, in_ch = [], int(n_mels)
         for out_ch, kernel, stride in rest:
             layers.append(ConvLayer(in_ch, out_ch, kernel, stride, bias, None))
@@ -291,15 +288,20 @@ class FbankFeatureEncoder(nn.Module):
         if key not in self._warped:
             import warnings  # noqa: PLC0415
 
-            import torchaudio.functional as AF  # noqa: PLC0415
-            banks = []
             with warnings.catch_warnings():  # a < 1 leaves the top filters empty (their frames stay 0 after CMVN)
                 warnings.simplefilter("ignore")
-                for a in torch.linspace(1.0 - warp, 1.0 + warp, self.WARP_STEPS).tolist():
-                    banks.append(AF.melscale_fbanks(self.win // 2 + 1, 20.0, min(7600.0, self.sample_rate / 2),
-                                                    self.n_mels, self.sample_rate * a, mel_scale="htk"))
+                banks = [self._mel_filterbank(a) for a in torch.linspace(1.0 - warp, 1.0 + warp,
+                                                                         self.WARP_STEPS).tolist()]
             self._warped[key] = torch.stack(banks).to(device)
         return self._warped[key]
+
+    def _mel_filterbank(self, warp_factor: float = 1.0) -> Tensor:
+        """`[win / 2 + 1, n_mels]` HTK mel filterbank, 20 Hz to 7.6 kHz, its frequency axis scaled by
+        `warp_factor` (the spectrum's bins read as `warp_factor` times their frequency)."""
+        import torchaudio.functional as AF  # noqa: PLC0415 (1.4 s to import: only for models with this front end)
+
+        return AF.melscale_fbanks(self.win // 2 + 1, 20.0, min(7600.0, self.sample_rate / 2), self.n_mels,
+                                  self.sample_rate * warp_factor, mel_scale="htk")
 
     def log_mel(self, waveforms: Tensor, lengths: Tensor | None = None, warp: float = 0.0,
                 generator: torch.Generator | None = None) -> Tensor:

@@ -363,12 +363,14 @@ def _tiny_ctc() -> dict[str, Any]:
 #: `tiny_fbank_ctc`'s frequency warping: +-0.1 / 0.2 / 0.3 gave 29.3 / 27.7 / 29.3 % test CER on the demo corpus,
 #: none 31.6 % (seed 42); a second seed: 0.2 30.8 %, none 31.6 % (BENCHMARKS.md, seventeenth search)
 FBANK_WARP = 0.2
+#: what `tiny_fbank` changes in `tiny`: the log-mel front end
+_FBANK_FRONT_END = {k: MODEL_PRESETS["tiny_fbank"][k] for k in ("extractor_mode", "conv_layers")}
 
 
 def _tiny_fbank() -> dict[str, Any]:
     # `tiny` with the log-mel front end (model preset `tiny_fbank`); pretraining settings unchanged.
     cfg = _tiny()
-    cfg["model"].update(extractor_mode="fbank", conv_layers=MODEL_PRESETS["tiny_fbank"]["conv_layers"])
+    cfg["model"].update(_FBANK_FRONT_END)
     return cfg
 
 
@@ -377,10 +379,8 @@ def _tiny_fbank_ctc() -> dict[str, Any]:
     # front end trains on ~1.9x the audio per second (bf16) and over-fits its training voices; time and channel
     # masks with dropout did not help the unseen voices (32.7 %), nor speed perturbation (29.6 %), warping did.
     cfg = _tiny_ctc()
-    cfg["model"].update(extractor_mode="fbank", conv_layers=MODEL_PRESETS["tiny_fbank"]["conv_layers"],
-                        fbank_warp=FBANK_WARP)
+    cfg["model"].update(_FBANK_FRONT_END, fbank_warp=FBANK_WARP)
     return cfg
-
 
 
 _VOX = {"arch": "xlsr", "max_tokens": 1_280_000, "update_freq": 5}
