@@ -12,15 +12,15 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    (`recipes/utils/subset_speakers.sh`): with `--label-draws per-seed` (default) every seed draws its own voices
    (seed s: subset seed `--corpus-seed` + s - 1), so the spread covers which voices got labels, not only the
    fine-tuning seed; `--label-draws one` uses seed 1's subset for every seed.
-3. `w2v2 pretrain --config tiny` on all of train-clean-100, unlabelled, for `--pretrain-updates` updates (its lr
-   decays linearly to 0 there) or at most `--pretrain-minutes` of wall time (then SIGTERM: the trainer saves and
-   stops). The default 5,600 updates is what 2 cores of the AMD EPYC in BENCHMARKS.md do in 33 min (an Intel
-   Xeon with AMX: 24 min); on a slower machine the 35-min cap stops the run before its lr has decayed: lower
-   `--pretrain-updates` there.
-4. For each seed: `w2v2 finetune --config tiny` (time masks `--finetune-mask-prob`, 0.3) with that seed's
-   labelled subset, the same updates and validation on
-   dev-clean, once from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time,
-   one thread each (a finished run, marked `.done` with its labelled manifest, is kept on a re-run).
+3. `w2v2 pretrain --config tiny` (`--config tiny_fbank`: the log-mel model) on all of train-clean-100, unlabelled,
+   for `--pretrain-updates` updates (its lr decays linearly to 0 there) or at most `--pretrain-minutes` of wall time
+   (then SIGTERM: the trainer saves and stops). The default 5,600 updates is what 2 cores of the AMD EPYC in
+   BENCHMARKS.md do in 33 min (an Intel Xeon with AMX: 24 min); on a slower machine the 35-min cap stops the run
+   before its lr has decayed: lower `--pretrain-updates` there.
+4. For each seed: `w2v2 finetune --config tiny` (its `tiny_ctc`, or `tiny_fbank_ctc`; time masks
+   `--finetune-mask-prob`, 0.3) with that seed's labelled subset, the same updates and validation on dev-clean, once
+   from the pretrained checkpoint and once from scratch (`--init none`); two runs at a time, one thread each (a
+   finished run, marked `.done` with its labelled manifest, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
    reduction from pretraining (the goal: at least 20 %), for both choices. Scores are kept per run
@@ -73,7 +73,7 @@ def run(cmd: list[str], env: dict, logfile: Path, timeout: float | None = None) 
 
 def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: str, args, seed: int) -> list[str]:
     return w2v2 + ["finetune", str(labeled), "--valid", str(data / "dev-clean.tsv"), "--init", init,
-                   "--config", "tiny", "--out", str(out), "--max-updates", str(args.finetune_updates),
+                   "--config", args.config, "--out", str(out), "--max-updates", str(args.finetune_updates),
                    "--seed", str(seed), "--resume", "auto", "--threads", "1",
                    "--set", "data.num_workers=0", "--set", "logging.progress=plain",
                    "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
@@ -158,6 +158,10 @@ def main() -> None:
     ap.add_argument("--label-draws", choices=("per-seed", "one"), default="per-seed",
                     help="per-seed: each seed fine-tunes on its own draw of labelled voices (the gain is averaged "
                          "over which voices have labels); one: every seed uses seed 1's draw")
+    ap.add_argument("--config", choices=("tiny", "tiny_fbank"), default="tiny",
+                    help="model and pretraining preset (fine-tuning: its CTC counterpart, tiny_ctc or "
+                         "tiny_fbank_ctc): tiny learns its front end from the waveform, tiny_fbank starts from "
+                         "log-mel features (BENCHMARKS.md, 'Eighteenth search')")
     ap.add_argument("--pretrain-updates", type=int, default=5600,
                     help="pretraining updates; the lr decays to 0 at the last (5,600: what 2 cores do in 33 min; "
                          "20,000, decaying beyond the time cap, ended at a valid accuracy of 0.67 where this "
@@ -221,8 +225,8 @@ def main() -> None:
     # 3. pretraining (unlabelled, all training audio)
     pt = work / "pretrain"
     if not (work / ".pretrain.done").exists():
-        secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"), "--config", "tiny",
-                           "--out", str(pt), "--max-updates", str(args.pretrain_updates),
+        secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"),
+                           "--config", args.config, "--out", str(pt), "--max-updates", str(args.pretrain_updates),
                            "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
                            "--set", "data.num_workers=1", "--set", "logging.progress=plain",
                            "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
@@ -305,7 +309,7 @@ def main() -> None:
     print(f"\nlabelled: {min(minutes):.1f}-{max(minutes):.1f} min from {args.labeled_speakers} voices "
           f"({args.label_draws} draw); unlabelled: {args.hours} h from {args.speakers} voices"
           + (f" + {args.festival_hours} h of festival voices" if args.festival_hours else "")
-          + f"; pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
+          + f"; {args.config}: pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
           f"updates per run; {machine['cpu']}, {machine['cores']} cores, bf16 units: {machine['bf16_units']}")
     for title, scores, summ, g in (("checkpoint_best (by dev CER)", results, summary, gain),
                                    ("last checkpoint", last, summary_last, gain_last)):

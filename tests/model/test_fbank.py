@@ -108,6 +108,45 @@ def test_warping_is_drawn_per_utterance_in_training_only():
     assert not torch.allclose(out[0], out[1])
 
 
+def test_frequency_masks_zero_bands_of_mel_bins_drawn_per_utterance():
+    enc = Wav2Vec2ForCTC(_cfg(vocab_size=8)).wav2vec2.feature_extractor
+    wav = torch.randn(64, 4000, generator=torch.Generator().manual_seed(0))
+    plain = enc.log_mel(wav)
+    masked = enc.log_mel(wav, freq_masks=2, freq_mask_width=10, generator=torch.Generator().manual_seed(5))
+    mask = enc.freq_mask(64, 2, 10, torch.Generator().manual_seed(5), torch.device("cpu"))
+    # the masked bins hold 0 (the normalised mean) in every frame, the others are untouched
+    assert torch.equal(masked, plain.masked_fill(mask[:, :, None], 0.0))
+    widths = mask.sum(1)
+    assert int(widths.max()) <= 20 and int(widths.min()) >= 0
+    assert 4.0 < widths.float().mean() < 16.0  # two bands of 0..10 bins, union: ~9 bins on average
+    for row in mask[:8]:  # at most two contiguous bands per utterance
+        edges = int((row[1:] != row[:-1]).sum()) + int(row[0]) + int(row[-1])
+        assert edges <= 4
+    assert len({tuple(row.tolist()) for row in mask}) > 32  # drawn per utterance
+    # the model applies them in training only, from the generator; a width of up to 39 bins fits 40 bins
+    quiet = dict(dropout=0.0, attention_dropout=0.0, dropout_input=0.0, mask_prob=0.0, vocab_size=8)
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(_cfg(fbank_freq_masks=2, fbank_freq_mask_width=39, **quiet))
+    x = torch.randn(3, 8000)
+    plain_out = model.eval()(x)[0]
+    model.train()
+    a = model(x, generator=torch.Generator().manual_seed(1))[0]
+    torch.testing.assert_close(a, model(x, generator=torch.Generator().manual_seed(1))[0])
+    assert not torch.allclose(a, plain_out)
+    model.wav2vec2.cfg = model.wav2vec2.cfg.replace(fbank_freq_masks=0)
+    torch.testing.assert_close(model(x)[0], plain_out)
+
+
+def test_frequency_mask_settings_are_checked():
+    with pytest.raises(ConfigError, match="fbank_freq_masks.*extractor_mode: fbank"):
+        model_preset("tiny", fbank_freq_masks=2, fbank_freq_mask_width=10)
+    with pytest.raises(ConfigError, match=r"fbank_freq_mask_width must be in \[1, 40\)"):
+        _cfg(fbank_freq_masks=2, fbank_freq_mask_width=40)
+    with pytest.raises(ConfigError, match="fbank_freq_masks must be >= 0"):
+        _cfg(fbank_freq_masks=-1)
+    assert _cfg(fbank_freq_mask_width=99).fbank_freq_masks == 0  # a width alone does nothing and is allowed
+
+
 def test_fbank_warp_needs_the_fbank_front_end():
     with pytest.raises(ConfigError, match="fbank_warp.*extractor_mode: fbank"):
         model_preset("tiny", fbank_warp=0.1)

@@ -304,10 +304,12 @@ class FbankFeatureEncoder(nn.Module):
                                   self.sample_rate * warp_factor, mel_scale="htk")
 
     def log_mel(self, waveforms: Tensor, lengths: Tensor | None = None, warp: float = 0.0,
-                generator: torch.Generator | None = None) -> Tensor:
+                generator: torch.Generator | None = None, freq_masks: int = 0, freq_mask_width: int = 0) -> Tensor:
         """`[B, T]` audio -> `[B, n_mels, T']` normalised log mel frames (float32 whatever the autocast).
         warp > 0: each utterance's frequency axis is scaled by a factor drawn from [1 - warp, 1 + warp]
-        (uniformly over `WARP_STEPS` values, from `generator`)."""
+        (uniformly over `WARP_STEPS` values, from `generator`). freq_masks > 0: that many bands of mel bins
+        per utterance, each of a width drawn from 0..freq_mask_width, are set to 0, the utterance's mean after
+        the normalisation (SpecAugment's frequency masks, Park et al. 2019)."""
         with torch.autocast(waveforms.device.type, enabled=False):
             import torchaudio.functional as AF  # noqa: PLC0415
 
@@ -329,14 +331,31 @@ class FbankFeatureEncoder(nn.Module):
                 count = n.to(logmel.dtype).view(-1, 1, 1)
                 mean = logmel.masked_fill(~valid, 0.0).sum(1, keepdim=True) / count
                 var = (logmel - mean).masked_fill(~valid, 0.0).pow(2).sum(1, keepdim=True) / count
-            return ((logmel - mean) * torch.rsqrt(var + 1e-5)).transpose(1, 2)
+            normed = (logmel - mean) * torch.rsqrt(var + 1e-5)
+            if freq_masks > 0:
+                normed = normed.masked_fill(self.freq_mask(normed.shape[0], freq_masks, freq_mask_width, generator,
+                                                           normed.device)[:, None, :], 0.0)
+            return normed.transpose(1, 2)
+
+    def freq_mask(self, batch: int, count: int, max_width: int, generator: torch.Generator | None,
+                  device: torch.device) -> Tensor:
+        """`[batch, n_mels]` bool: per utterance the union of `count` bands of mel bins, each of a width drawn
+        uniformly from 0..max_width and a start uniformly from the positions where it fits (from `generator`)."""
+        draws = uniform((batch, count, 2), generator, device)
+        width = (draws[..., 0] * (max_width + 1)).long().clamp(max=max_width)
+        start = (draws[..., 1] * (self.n_mels - width + 1)).long().clamp(max=self.n_mels - width)
+        bins = torch.arange(self.n_mels, device=device)
+        inside = (bins >= start[..., None]) & (bins < (start + width)[..., None])  # [batch, count, n_mels]
+        return inside.any(1)
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None, exclude_padding_from_norm: bool = False,
-                warp: float = 0.0, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+                warp: float = 0.0, generator: torch.Generator | None = None, freq_masks: int = 0,
+                freq_mask_width: int = 0) -> tuple[Tensor, Tensor | None]:
         """`[B, T]` audio (+ `[B]` sample lengths) -> `[B, C, F]` features (+ `[B]` frame lengths).
         The normalisation always excludes padding; the flag is accepted for the conv encoder's interface.
-        warp, generator: frequency warping (see `log_mel`); the model passes `fbank_warp` in training only."""
-        x = self.log_mel(waveforms, lengths, warp, generator)
+        warp, freq_masks, freq_mask_width, generator: augmentation (see `log_mel`); the model passes
+        `fbank_warp` and `fbank_freq_masks` in training only."""
+        x = self.log_mel(waveforms, lengths, warp, generator, freq_masks, freq_mask_width)
         dtype = torch.get_autocast_dtype("cpu") if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")) \
             else x.dtype
         x = x.to(dtype)

@@ -64,6 +64,9 @@ class ModelConfig:
     mask_min_masks: int = 2
     # fbank front end only: training-time frequency warping (VTLP), factors drawn from [1 - w, 1 + w] per utterance
     fbank_warp: float = 0.0
+    # fbank front end only: training-time frequency masks (SpecAugment): this many bands of up to `width` mel bins
+    fbank_freq_masks: int = 0
+    fbank_freq_mask_width: int = 0
     # channel masking (fine-tuning)
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 10
@@ -105,6 +108,17 @@ class ModelConfig:
             raise ConfigError(f"model.fbank_warp = {self.fbank_warp} needs model.extractor_mode: fbank "
                               f"(got {self.extractor_mode})")
         self.conv_layers = [tuple(int(v) for v in spec) for spec in self.conv_layers]  # type: ignore[misc]
+        if self.fbank_freq_masks < 0:
+            raise ConfigError(f"model.fbank_freq_masks must be >= 0, got {self.fbank_freq_masks}")
+        if self.fbank_freq_masks:
+            if self.extractor_mode != "fbank":
+                raise ConfigError(f"model.fbank_freq_masks = {self.fbank_freq_masks} needs model.extractor_mode: "
+                                  f"fbank (got {self.extractor_mode})")
+            n_mels = self.conv_layers[0][0]
+            if not 1 <= self.fbank_freq_mask_width < n_mels:
+                raise ConfigError(f"model.fbank_freq_mask_width must be in [1, {n_mels}) (the mel bins of "
+                                  f"model.conv_layers[0]) with model.fbank_freq_masks > 0, got "
+                                  f"{self.fbank_freq_mask_width}")
         self.latent_temp = tuple(float(v) for v in self.latent_temp)  # type: ignore[assignment]
 
     @property

@@ -122,8 +122,9 @@ class Wav2Vec2Model(nn.Module):
             lengths = lengths.long()
         exclude = self.padding_free_norm and not self.training and lengths is not None
         extra = {}
-        if self.training and self.cfg.fbank_warp > 0:
-            extra = {"warp": self.cfg.fbank_warp, "generator": generator}
+        if self.training and (self.cfg.fbank_warp > 0 or self.cfg.fbank_freq_masks > 0):
+            extra = {"warp": self.cfg.fbank_warp, "generator": generator, "freq_masks": self.cfg.fbank_freq_masks,
+                     "freq_mask_width": self.cfg.fbank_freq_mask_width}
         if self.feature_grad_mult > 0:
             feats, conv_frames = self.feature_extractor(waveforms, lengths, exclude_padding_from_norm=exclude, **extra)
             feats = grad_multiply(feats, self.feature_grad_mult)

@@ -56,7 +56,8 @@ from w2v2cli.vocab import Vocabulary, check_vocab_size
 #: ModelConfig fields taken from the fine-tuning preset (and --set); everything else comes from --init.
 REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
               "dropout_features", "layerdrop", "final_dropout", "mask_prob", "mask_length", "mask_min_masks",
-              "mask_channel_prob", "mask_channel_length", "fbank_warp")
+              "mask_channel_prob", "mask_channel_length", "fbank_warp",
+              "fbank_freq_masks", "fbank_freq_mask_width")
 
 #: A pretraining preset given to `finetune` means its fine-tuning counterpart.
 FINETUNE_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc"}
