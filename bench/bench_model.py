@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from w2v2cli.checkpoint.hf import config_to_hf, state_dict_to_hf  # noqa: E402
 from w2v2cli.model import build_model, compute_span_mask, model_preset, sample_negatives  # noqa: E402
 from w2v2cli.model.losses import pretraining_loss  # noqa: E402
+from w2v2cli.runtime import cpu_model_name  # noqa: E402
 
 WORKLOADS = ("ctc-infer", "ctc-train", "pretrain")
 CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "w2v2+ac", "transformers", "transformers+keep", "torchaudio",
@@ -428,12 +429,11 @@ def main() -> int:
         name, _, precision = c.partition("@")
         if name not in CONTENDERS or precision not in ("", "fp32", "bf16", "fp16"):
             p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)} (optionally @fp32, @bf16)")
-    import platform
     import tempfile
 
     import transformers
 
-    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
+    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model_name()
     print(f"device {args.device} ({dev}), torch {torch.__version__}, transformers {transformers.__version__}, "
           f"threads {args.threads or torch.get_num_threads()}, preset {args.preset}, batch {args.batch} x "
           f"{args.seconds:g} s, negatives {args.negatives}, repeats {args.repeats}, autocast {args.amp}, "

@@ -104,16 +104,14 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be in [0, 1], got {value}")
         if not 0.0 <= self.fbank_warp < 0.5:
             raise ConfigError(f"model.fbank_warp must be in [0, 0.5), got {self.fbank_warp}")
-        if self.fbank_warp and self.extractor_mode != "fbank":
-            raise ConfigError(f"model.fbank_warp = {self.fbank_warp} needs model.extractor_mode: fbank "
-                              f"(got {self.extractor_mode})")
-        self.conv_layers = [tuple(int(v) for v in spec) for spec in self.conv_layers]  # type: ignore[misc]
         if self.fbank_freq_masks < 0:
             raise ConfigError(f"model.fbank_freq_masks must be >= 0, got {self.fbank_freq_masks}")
+        for name in ("fbank_warp", "fbank_freq_masks"):  # the log-mel front end's augmentations
+            if getattr(self, name) and self.extractor_mode != "fbank":
+                raise ConfigError(f"model.{name} = {getattr(self, name)} needs model.extractor_mode: fbank "
+                                  f"(got {self.extractor_mode})")
+        self.conv_layers = [tuple(int(v) for v in spec) for spec in self.conv_layers]  # type: ignore[misc]
         if self.fbank_freq_masks:
-            if self.extractor_mode != "fbank":
-                raise ConfigError(f"model.fbank_freq_masks = {self.fbank_freq_masks} needs model.extractor_mode: "
-                                  f"fbank (got {self.extractor_mode})")
             n_mels = self.conv_layers[0][0]
             if not 1 <= self.fbank_freq_mask_width < n_mels:
                 raise ConfigError(f"model.fbank_freq_mask_width must be in [1, {n_mels}) (the mel bins of "
