@@ -16,8 +16,9 @@ cd "$(dirname "$0")"
 stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 dir=../../exp/demo      # where corpus, manifests, models and results go
-hours=2.0               # hours of synthetic training audio (the unlabelled pool)
-speakers=120            # voices in the training pool (dev and test get 40 voices each, none heard in training)
+hours=4.0               # hours of synthetic training audio (the unlabelled pool; 2.0: test CER ~1-2 points higher,
+                        # 4-gram WER ~2; BENCHMARKS.md, 19th search)
+speakers=240            # voices in the training pool (dev and test get 80 voices each, none heard in training)
 lm_sentences=300000     # text-only sentences for the language model (30,000: 4-gram dev WER 1.8-2.3 points higher)
 open_vocab_hours=0      # + hours of open-vocabulary training sentences (1.25: better on technical prose, worse
                         # on the demo's test; BENCHMARKS.md, 15th search)
@@ -27,14 +28,16 @@ labeled_speakers=all    # voices of the labelled subset (all, or few = the paper
 labeled_minutes=all     # minutes of labelled audio for fine-tuning (all: every utterance of those voices)
 config=tiny_fbank       # model and training preset: tiny_fbank (log-mel front end) or tiny (raw-waveform conv
                         # stack: 1.8x slower per audio second in bf16, test CER ~3 points higher; BENCHMARKS.md 17th)
-pretrain_minutes=2      # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
+pretrain_minutes=1.5    # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
-finetune_minutes=8.5    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
+finetune_minutes=8.25   # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
 finetune_updates=       # cap on fine-tuning updates (empty: no cap)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=2.0           # LM weight of the beam search (best of 1.0-2.5 on dev-clean for tiny_fbank; BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
-beam=500                # beam size of the search (100: 4-gram test WER 42.96 %, 500: 39.78 %; BENCHMARKS.md)
+beam=2000               # beam size of the search (dev WER 24.8 % at 500, 22.5 % at 2000 with the two below)
+beam_tokens=10          # letters expanded per frame (all: twice the time for the same WER)
+beam_threshold=25       # prune hypotheses this far below the best (15: 2 points worse; BENCHMARKS.md 19th)
 threads=                # CPU threads per training process (empty: one per core)
 dtype=auto              # training precision: auto (bf16 on CPUs/GPUs with bf16 units, else fp32), fp32, bf16
 seed=42                 # seed for corpus, splits and training
@@ -113,6 +116,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       log "Stage 5: decode test-clean ($model, $decoder)"
       extra=()
       [ $decoder = beam ] && extra=(--lexicon "$dir/lm/lexicon.txt" --lm "$dir/lm/lm.bin" --beam "$beam" \
+                                    --beam-tokens "$beam_tokens" --beam-threshold "$beam_threshold" \
                                     --lm-weight "$lm_weight" --word-score "$word_score")
       w2v2 decode "$dir/finetune_$model/checkpoint_best" "$data/test-clean.tsv" \
         --out "$dir/decode/${model}_$decoder" --decoder $decoder --no-progress "${extra[@]}" "${thread_opt[@]}"

@@ -96,6 +96,25 @@ def test_kenlm_beam_lowers_wer_over_greedy(vocab, lm_dir, make_noisy):
     assert [h.text for h in arpa(lp, lengths)] == beam
 
 
+def test_token_beam_keeps_the_lm_repairs_until_it_is_too_narrow(vocab, lm_dir, make_noisy):
+    # --beam-tokens N expands only the N most likely letters of a frame: every letter (N = vocabulary size) is
+    # the full search; N = 10 still holds the confusable partner that the noise made second, so the LM repairs
+    # as before; N = 1 is the best path's letters alone, which the lexicon cannot turn back into the right words.
+    refs = TEST * 3
+    lp, lengths = _batch(refs, vocab, make_noisy, random.Random(0))
+
+    def run(tokens):
+        cfg = BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50, beam_size_token=tokens,
+                         lm_weight=2.0, word_score=0.0)
+        return [h.text for h in BeamSearchDecoder(vocab, cfg)(lp, lengths)]
+
+    full = run(None)
+    assert run(len(vocab)) == full
+    assert wer_cer(refs, full)[0] <= 0.01
+    assert wer_cer(refs, run(10))[0] <= 0.01
+    assert wer_cer(refs, run(1))[0] > 0.30  # as bad as greedy decoding
+
+
 def test_beam_word_times_are_inside_and_ordered(vocab, lm_dir, make_noisy):
     lp, lengths = _batch(TEST[:4], vocab, make_noisy, random.Random(1))
     hyps = BeamSearchDecoder(vocab, BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50))(lp, lengths)

@@ -142,6 +142,13 @@ def test_cli_decode_beam_and_align(tmp_path, tiny_ctc, libri_manifests):
     lexicon_words = {line.split("\t")[0] for line in (tmp_path / "lm" / "lexicon.txt").read_text().splitlines()}
     hyp_words = (tmp_path / "dec" / "hyp.wrd").read_text().split()
     assert set(hyp_words) <= lexicon_words
+    # a token beam as wide as the vocabulary is the full search (tests/decode/test_decode_beam.py: narrower ones)
+    n_tokens = len((tsv.parent / "dict.ltr.txt").read_text().splitlines()) + 4
+    r = runner.invoke(app, ["decode", str(tiny_ctc), str(tsv), "--out", str(tmp_path / "dec_tok"), "--decoder", "beam",
+                            "--lexicon", str(tmp_path / "lm" / "lexicon.txt"), "--lm", str(tmp_path / "lm" / "lm.bin"),
+                            "--beam", "20", "--beam-tokens", str(n_tokens), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "dec_tok" / "hyp.wrd").read_text() == (tmp_path / "dec" / "hyp.wrd").read_text()
     r = runner.invoke(app, ["score", str(tmp_path / "dec" / "ref.trn"), str(tmp_path / "dec" / "hyp.trn")])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["align", str(tiny_ctc), str(tsv), "--out", str(tmp_path / "al"), "--no-progress"])
@@ -163,6 +170,8 @@ def test_cli_decode_errors_exit_nonzero(tmp_path, tiny_ctc, libri_manifests):
     assert not (tmp_path / "d" / "hyp.wrd").exists()
     with pytest.raises(ConfigError, match="bf16"):
         decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(dtype="fp16"))
+    with pytest.raises(ConfigError, match="--beam-tokens must be >= 1"):
+        decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(decoder="beam", beam_tokens=0))
 
 
 def test_bf16_decoding_casts_the_weights_once_and_stays_close_to_fp32(tmp_path, tiny_ctc, libri_manifests):

@@ -23,6 +23,10 @@ Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a
 Lexicon = Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")]
 LanguageModel = Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")]
 BeamSize = Annotated[int, typer.Option("--beam", min=1, help="Beam size.")]
+BeamTokens = Annotated[Optional[int], typer.Option("--beam-tokens", min=1, help="Expand only the N most likely "
+                                                   "tokens per frame (default: all); with --beam-threshold 25 it "
+                                                   "makes a wider beam affordable.")]
+BeamThreshold = Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")]
 LmWeight = Annotated[float, typer.Option("--lm-weight", help="Language model weight.")]
 WordScore = Annotated[float, typer.Option("--word-score", help="Score added per word.")]
 ChunkSeconds = Annotated[float, typer.Option("--chunk-seconds", help="Longer files are decoded in overlapping "

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import (BatchSeconds, BeamSize, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
+from w2v2cli.cli._options import (BatchSeconds, BeamSize, BeamThreshold, BeamTokens, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
                                     LanguageModel, Lexicon, LmWeight, Progress, Threads, WordScore)
 
 
@@ -27,7 +27,8 @@ def decode_cmd(
     lexicon: Lexicon = None,
     lm: LanguageModel = None,
     beam: BeamSize = 500,
-    beam_threshold: Annotated[float, typer.Option("--beam-threshold", help="Prune hypotheses this far below the best.")] = 50.0,
+    beam_tokens: BeamTokens = None,
+    beam_threshold: BeamThreshold = 50.0,
     lm_weight: LmWeight = 2.0,
     word_score: WordScore = -1.0,
     batch_seconds: BatchSeconds = 200.0,
@@ -49,7 +50,7 @@ def decode_cmd(
     configure_runtime(threads=threads)
 
     cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
-                       beam_size=beam, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
+                       beam_size=beam, beam_tokens=beam_tokens, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
                        batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
                        chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress,
                        max_bad_files=max_bad_files)

@@ -16,8 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import (BatchSeconds, BeamSize, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
-                                    LanguageModel, Lexicon, LmWeight, Progress, Threads, WordScore)
+from w2v2cli.cli._options import (BatchSeconds, BeamSize, BeamThreshold, BeamTokens, ChunkOverlap, ChunkSeconds,
+                                    CtcCheckpoint, Device, Dtype, LanguageModel, Lexicon, LmWeight, Progress, Threads,
+                                    WordScore)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,8 @@ def register(app: typer.Typer) -> None:
         lexicon: Lexicon = None,
         lm: LanguageModel = None,
         beam: BeamSize = 500,
+        beam_tokens: BeamTokens = None,
+        beam_threshold: BeamThreshold = 50.0,
         lm_weight: LmWeight = 2.0,
         word_score: WordScore = -1.0,
         batch_seconds: BatchSeconds = 200.0,
@@ -70,7 +73,8 @@ def register(app: typer.Typer) -> None:
         check_output(fmt, out, len(inputs))
         err = Console(stderr=True, soft_wrap=True)
         cfg = TranscribeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
-                               beam_size=beam, lm_weight=lm_weight, word_score=word_score,
+                               beam_size=beam, beam_tokens=beam_tokens, beam_threshold=beam_threshold,
+                               lm_weight=lm_weight, word_score=word_score,
                                batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
                                chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress,
                                extensions=exts)

@@ -84,7 +84,7 @@ class BeamConfig:
     lexicon: str | None = None  # lexicon file; None: lexicon-free search
     lm: str | None = None  # KenLM model (ARPA or binary); None: no language model
     beam_size: int = 500
-    beam_size_token: int | None = None  # tokens considered per frame (None: all)
+    beam_size_token: int | None = None  # the N most likely tokens expanded per frame (None: all)
     beam_threshold: float = 50.0
     lm_weight: float = 2.0
     word_score: float = -1.0  # added per word (insertion bonus when positive)

@@ -49,6 +49,7 @@ class DecodeConfig:
     lexicon: str | None = None
     lm: str | None = None
     beam_size: int = 500
+    beam_tokens: int | None = None  # the N most likely tokens expanded per frame (None: all)
     beam_threshold: float = 50.0
     lm_weight: float = 2.0
     word_score: float = -1.0
@@ -104,6 +105,8 @@ def check_config(cfg: DecodeConfig) -> None:
     if cfg.lm and not cfg.lexicon:
         raise ConfigError("--lm needs --lexicon (a word LM scores lexicon words)",
                           hint="build both with 'w2v2 lm build TEXT --out DIR'")
+    if cfg.beam_size < 1 or (cfg.beam_tokens is not None and cfg.beam_tokens < 1):
+        raise ConfigError(f"--beam and --beam-tokens must be >= 1, got {cfg.beam_size} and {cfg.beam_tokens}")
     if cfg.batch_seconds <= 0 or cfg.chunk_seconds <= 0 or cfg.chunk_overlap_seconds < 0:
         raise ConfigError("--batch-seconds and --chunk-seconds must be positive, the overlap non-negative")
     if cfg.max_bad_files < 0:
@@ -306,6 +309,7 @@ def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypo
     greedy best path, or the lexicon (+ KenLM) beam search (built once here)."""
     if cfg.decoder == "beam":
         beam = BeamSearchDecoder(vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
+                                                   beam_size_token=cfg.beam_tokens,
                                                    beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
                                                    word_score=cfg.word_score))
         return lambda lp: beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
