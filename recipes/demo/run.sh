@@ -30,7 +30,7 @@ config=tiny_fbank       # model and training preset: tiny_fbank (log-mel front e
                         # stack: 1.8x slower per audio second in bf16, test CER ~3 points higher; BENCHMARKS.md 17th)
 pretrain_minutes=1.5    # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
-finetune_minutes=8.25   # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
+finetune_minutes=8.0    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
 finetune_updates=       # cap on fine-tuning updates (empty: no cap)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 lm_weight=2.0           # LM weight of the beam search (best of 1.0-2.5 on dev-clean for tiny_fbank; BENCHMARKS.md)
