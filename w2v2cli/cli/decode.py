@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import (BatchSeconds, BeamSize, BeamThreshold, BeamTokens, ChunkOverlap, ChunkSeconds, CtcCheckpoint, Device, Dtype,
-                                    LanguageModel, Lexicon, LmWeight, Progress, Threads, WordScore)
+from w2v2cli.cli._options import (BatchSeconds, BeamSize, BeamThreshold, BeamTokens, ChunkOverlap, ChunkSeconds,
+                                    CtcCheckpoint, Device, Dtype, LanguageModel, Lexicon, LmWeight, Progress, Threads,
+                                    WordScore)
 
 
 
@@ -50,7 +51,8 @@ def decode_cmd(
     configure_runtime(threads=threads)
 
     cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
-                       beam_size=beam, beam_tokens=beam_tokens, beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
+                       beam_size=beam, beam_tokens=beam_tokens, beam_threshold=beam_threshold,
+                       lm_weight=lm_weight, word_score=word_score,
                        batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
                        chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress,
                        max_bad_files=max_bad_files)
