@@ -26,8 +26,8 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from w2v2cli.data.manifest import ManifestConfig, build_manifests  # noqa: E402
-from w2v2cli.data.synth import make_librispeech  # noqa: E402
+from w2v2cli.data.prepare import ManifestConfig, build_manifests  # noqa: E402
+from w2v2cli.synth.librispeech import make_librispeech  # noqa: E402
 
 
 def make_folder(work: Path, n_files: int) -> Path:

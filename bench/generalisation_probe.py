@@ -33,7 +33,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from w2v2cli.data.synth import ESPEAK_LANG_VOICES, ESPEAK_VARIANTS, voice_pool
+from w2v2cli.synth.voices import ESPEAK_LANG_VOICES, ESPEAK_VARIANTS, voice_pool
 from w2v2cli.score import pair_transcripts, read_transcripts, wer_cer
 
 #: IEEE Recommended Practice for Speech Quality Measurements (1969), lists 1-5, without the sentences with

@@ -3,6 +3,8 @@
 
     python3 bench/pretrain_vs_scratch.py --work exp/pvs                 # the whole measurement (<= ~60 min, 2 cores)
     python3 bench/pretrain_vs_scratch.py --work exp/pvs --seeds 1 --pretrain-minutes 5 --finetune-updates 300
+    python3 bench/pretrain_vs_scratch.py --work exp/pvs_rq --config tiny_fbank_rq --config tiny_fbank --seeds 5
+                                                       # two objectives, the same corpus, draws and scratch runs
 
 Stages (each is skipped when its output is complete, so a re-run continues):
 1. `w2v2 synth librispeech` with many voices (`--speakers`, `--hours` of training audio; dev-clean and
@@ -12,7 +14,8 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    (`recipes/utils/subset_speakers.sh`): with `--label-draws per-seed` (default) every seed draws its own voices
    (seed s: subset seed `--corpus-seed` + s - 1), so the spread covers which voices got labels, not only the
    fine-tuning seed; `--label-draws one` uses seed 1's subset for every seed.
-3. `w2v2 pretrain --config tiny` (`--config tiny_fbank`: the log-mel model) on all of train-clean-100, unlabelled,
+3. `w2v2 pretrain --config tiny` (`--config tiny_fbank`: the log-mel model; `tiny_fbank_rq`: the log-mel model with
+   BEST-RQ; several `--config`: each pretrained, in WORK/pretrain-CONFIG) on all of train-clean-100, unlabelled,
    for `--pretrain-updates` updates (its lr decays linearly to 0 there) or at most `--pretrain-minutes` of wall time
    (then SIGTERM: the trainer saves and stops). The default 5,600 updates is what 2 cores of the AMD EPYC in
    BENCHMARKS.md do in 33 min (an Intel Xeon with AMX: 24 min); on a slower machine the 35-min cap stops the run
@@ -23,11 +26,11 @@ Stages (each is skipped when its output is complete, so a re-run continues):
    finished run, marked `.done` with its labelled manifest, is kept on a re-run).
 5. Greedy test-clean WER/CER of each run's checkpoint_best (chosen by dev CER: with dev WER near 100 %, choosing
    by WER picked noise) and of its last checkpoint, then a table: per seed, mean and spread, and the relative CER
-   reduction from pretraining (the goal: at least 20 %), for both choices. Scores are kept per run
+   reduction from pretraining of each pretrained model against the same scratch runs, for both choices. Scores are kept per run
    (`test_scores.json`, by a hash of the weights and the test manifest), so a re-run scores only new checkpoints.
 
 Results: WORK/results.json and the table on stdout, with the CPU they were measured on: the from-scratch runs
-differ by up to 10 points of CER between CPUs (BENCHMARKS.md, "Ninth search").
+differ by up to 10 points of CER between CPUs (bench/ARCHIVE.md, "Ninth search").
 """
 
 from __future__ import annotations
@@ -71,9 +74,38 @@ def run(cmd: list[str], env: dict, logfile: Path, timeout: float | None = None) 
     return time.monotonic() - t0
 
 
-def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: str, args, seed: int) -> list[str]:
+#: pretraining preset -> the fine-tuning preset `w2v2 finetune --config PRESET` means
+CTC_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc", "tiny_fbank_rq": "tiny_fbank_ctc"}
+
+
+def pretrain_once(w2v2: list[str], env: dict, work: Path, data: Path, train_all: Path, config: str, tag: str,
+                  args) -> tuple[Path, dict]:
+    """Pretrains `config` into WORK/pretrain{tag} (skipped when done); its last checkpoint and a summary."""
+    from w2v2cli.train.logging import read_metrics
+
+    pt, marker = work / f"pretrain{tag}", work / f".pretrain{tag}.done"
+    if not marker.exists():
+        secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"),
+                           "--config", config, "--out", str(pt), "--max-updates", str(args.pretrain_updates),
+                           "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
+                           "--set", "data.num_workers=1", "--set", "logging.progress=plain",
+                           "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
+                           "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
+                   + [x for kv in args.pretrain_set for x in ("--set", kv)],
+                   env, work / f"pretrain{tag}.log", timeout=args.pretrain_minutes * 60)
+        marker.write_text(f"{secs:.0f}\n")
+    ckpt = (pt / "checkpoint_last").resolve()
+    last_train = [r for r in read_metrics(pt) if r.get("split") == "train"][-1]
+    info = {"updates": int(ckpt.name.split("_")[-1]), "seconds": float(marker.read_text()),
+            "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
+    log(f"pretraining {config}: {info['updates']} updates in {info['seconds'] / 60:.1f} min; last {info['last']}")
+    return ckpt, info
+
+
+def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: str, args, seed: int,
+                 config: str) -> list[str]:
     return w2v2 + ["finetune", str(labeled), "--valid", str(data / "dev-clean.tsv"), "--init", init,
-                   "--config", args.config, "--out", str(out), "--max-updates", str(args.finetune_updates),
+                   "--config", config, "--out", str(out), "--max-updates", str(args.finetune_updates),
                    "--seed", str(seed), "--resume", "auto", "--threads", "1",
                    "--set", "data.num_workers=0", "--set", "logging.progress=plain",
                    "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
@@ -87,7 +119,7 @@ def finetune_cmd(w2v2: list[str], labeled: Path, data: Path, out: Path, init: st
 def test_scores(ckpt: Path, test: Path) -> dict[str, float]:
     """Greedy WER/CER of `ckpt` on `test`, kept in the run's test_scores.json under a sha256 of the weights and the
     manifest, so that a re-run (more seeds, another table) does not score the same weights again."""
-    from w2v2cli.train.finetune import evaluate_ctc
+    from w2v2cli.train.evaluate import evaluate_ctc
 
     digest = hashlib.sha256((ckpt / "model.safetensors").read_bytes() + test.read_bytes()).hexdigest()[:16]
     key = f"{test.name}:{digest}"  # the weights and the test manifest
@@ -114,7 +146,7 @@ def labeled_info(tsv: Path) -> dict:
 def machine_info() -> dict:
     """The CPU this command runs on: model name, cores and bf16 units. A from-scratch run that sits on the
     all-blank plateau for hundreds of updates turns the CPUs' different rounding into up to 10 points of test CER
-    (BENCHMARKS.md, "Ninth search"), so a table is only comparable with tables from the same kind of CPU."""
+    (bench/ARCHIVE.md, "Ninth search"), so a table is only comparable with tables from the same kind of CPU."""
     from w2v2cli.runtime import cpu_bf16_units, cpu_model_name
 
     return {"cpu": cpu_model_name(), "cores": os.cpu_count(), "bf16_units": cpu_bf16_units() or "none"}
@@ -158,14 +190,16 @@ def main() -> None:
     ap.add_argument("--label-draws", choices=("per-seed", "one"), default="per-seed",
                     help="per-seed: each seed fine-tunes on its own draw of labelled voices (the gain is averaged "
                          "over which voices have labels); one: every seed uses seed 1's draw")
-    ap.add_argument("--config", choices=("tiny", "tiny_fbank"), default="tiny",
+    ap.add_argument("--config", choices=tuple(CTC_COUNTERPART), action="append",
                     help="model and pretraining preset (fine-tuning: its CTC counterpart, tiny_ctc or "
                          "tiny_fbank_ctc): tiny learns its front end from the waveform, tiny_fbank starts from "
-                         "log-mel features (BENCHMARKS.md, 'Eighteenth search')")
+                         "log-mel features (bench/ARCHIVE.md, 'Eighteenth search'), tiny_fbank_rq is tiny_fbank "
+                         "pretrained with BEST-RQ. Repeat it to compare pretraining objectives against the same "
+                         "scratch runs (the presets must share a CTC counterpart). Default: tiny")
     ap.add_argument("--pretrain-updates", type=int, default=5600,
                     help="pretraining updates; the lr decays to 0 at the last (5,600: what 2 cores do in 33 min; "
                          "20,000, decaying beyond the time cap, ended at a valid accuracy of 0.67 where this "
-                         "reaches 0.73: BENCHMARKS.md, 'Eighth search')")
+                         "reaches 0.73: bench/ARCHIVE.md, 'Eighth search')")
     ap.add_argument("--pretrain-minutes", type=float, default=35.0,
                     help="wall-time cap of pretraining, a safety net: 5,600 updates take 33 min on 2 cores, and "
                          "the whole command ~60 min")
@@ -174,7 +208,7 @@ def main() -> None:
     ap.add_argument("--finetune-updates", type=int, default=600)
     ap.add_argument("--finetune-mask-prob", type=float, default=0.3,
                     help="time masks while fine-tuning, both inits (tiny_ctc has 0.1, measured on the demo's larger "
-                         "labelled set; 10 min from 4 voices over-fit with it: BENCHMARKS.md, 'Fifth search')")
+                         "labelled set; 10 min from 4 voices over-fit with it: bench/ARCHIVE.md, 'Fifth search')")
     ap.add_argument("--finetune-set", action="append", default=[], help="extra --set for fine-tuning")
     ap.add_argument("--validate-every", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds (pretrained and scratch each)")
@@ -186,6 +220,10 @@ def main() -> None:
                     help="data.length_quantum of every run, in samples (0: exact batch lengths, as in the runs "
                          "BENCHMARKS.md reports up to its tenth search; the tiny presets use 8000)")
     args = ap.parse_args()
+    args.config = args.config or ["tiny"]
+    if len({CTC_COUNTERPART[c] for c in args.config}) > 1:
+        ap.error(f"--config {' '.join(args.config)}: the presets fine-tune with different models "
+                 f"({', '.join(sorted({CTC_COUNTERPART[c] for c in args.config}))}), so no scratch run serves both")
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -222,31 +260,19 @@ def main() -> None:
         labeled[seed] = prefix.with_suffix(".tsv")
     labels = {seed: labeled_info(path) for seed, path in labeled.items()}
 
-    # 3. pretraining (unlabelled, all training audio)
-    pt = work / "pretrain"
-    if not (work / ".pretrain.done").exists():
-        secs = run(w2v2 + ["pretrain", str(train_all), "--valid", str(data / "dev-clean.tsv"),
-                           "--config", args.config, "--out", str(pt), "--max-updates", str(args.pretrain_updates),
-                           "--seed", str(args.corpus_seed), "--resume", "auto", "--threads", str(args.pretrain_threads),
-                           "--set", "data.num_workers=1", "--set", "logging.progress=plain",
-                           "--dtype", args.dtype, "--set", f"data.length_quantum={args.length_quantum}",
-                           "--set", "logging.log_interval=100", "--set", "checkpoint.save_interval_updates=500"]
-                   + [x for kv in args.pretrain_set for x in ("--set", kv)],
-                   env, work / "pretrain.log", timeout=args.pretrain_minutes * 60)
-        (work / ".pretrain.done").write_text(f"{secs:.0f}\n")
-    pt_ckpt = (pt / "checkpoint_last").resolve()
-    from w2v2cli.train.logging import read_metrics
-
-    last_train = [r for r in read_metrics(pt) if r.get("split") == "train"][-1]
-    pt_info = {"updates": int(pt_ckpt.name.split("_")[-1]), "seconds": float((work / ".pretrain.done").read_text()),
-               "last": {k: last_train.get(k) for k in ("loss", "accuracy", "code_perplexity", "temperature")}}
-    log(f"pretraining: {pt_info['updates']} updates in {pt_info['seconds'] / 60:.1f} min; last {pt_info['last']}")
-
+    # 3. pretraining (unlabelled, all training audio), once per preset
+    pretrained: dict[str, Path] = {}
+    pt_info: dict[str, dict] = {}
+    for config in args.config:
+        tag = "" if len(args.config) == 1 else f"-{config}"
+        pretrained[config], pt_info[config] = pretrain_once(w2v2, env, work, data, train_all, config, tag, args)
     # 4. fine-tuning: pretrained and scratch for every seed, two runs at a time (one thread each); a run that
     # finished on other labels (an older bench, another --label-draws) starts again instead of resuming
+    inits = [("pretrained" if len(args.config) == 1 else f"pretrained-{c}", str(ckpt), c)
+             for c, ckpt in pretrained.items()] + [("scratch", "none", args.config[0])]
     jobs = []
     for seed in range(1, args.seeds + 1):
-        for name, init in (("pretrained", str(pt_ckpt)), ("scratch", "none")):
+        for name, init, config in inits:
             run_dir = work / f"ft-{name}-s{seed}"
             if done_with(run_dir, labeled[seed]):
                 continue
@@ -254,13 +280,13 @@ def main() -> None:
                 log(f"{run_dir.name} was trained on other labels than {labeled[seed].name}: starting it again")
                 shutil.rmtree(run_dir)
                 (work / f"{run_dir.name}.log").unlink(missing_ok=True)
-            jobs.append((name, init, seed))
+            jobs.append((name, init, seed, config))
     running: list[tuple] = []
     while jobs or running:
         while jobs and len(running) < 2:
-            name, init, seed = jobs.pop(0)
+            name, init, seed, config = jobs.pop(0)
             out = work / f"ft-{name}-s{seed}"
-            cmd = finetune_cmd(w2v2, labeled[seed], data, out, init, args, seed)
+            cmd = finetune_cmd(w2v2, labeled[seed], data, out, init, args, seed, config)
             log(" ".join(cmd))
             logf = open(work / f"ft-{name}-s{seed}.log", "a", encoding="utf-8")
             running.append((subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, out, seed))
@@ -277,8 +303,8 @@ def main() -> None:
                     other.wait()
                 sys.exit(f"fine-tuning {out.name} failed with exit code {proc.returncode}; see {logf.name}")
             (out / ".done").write_text(f"{labeled[seed].name}\n")  # what it was trained on (done_with)
-    results: dict[str, dict] = {"pretrained": {}, "scratch": {}}
-    last: dict[str, dict] = {"pretrained": {}, "scratch": {}}
+    results: dict[str, dict] = {name: {} for name, _, _ in inits}
+    last: dict[str, dict] = {name: {} for name, _, _ in inits}
     for seed in range(1, args.seeds + 1):
         for name in results:
             out = work / f"ft-{name}-s{seed}"
@@ -288,38 +314,45 @@ def main() -> None:
             log(f"seed {seed} {name}: test {results[name][seed]} (checkpoint_best), {last[name][seed]} (last)")
 
     # 5. the table: checkpoint_best (by dev CER) and the last checkpoint
-    def summarise(scores: dict[str, dict]) -> tuple[dict, float]:
+    def summarise(scores: dict[str, dict]) -> tuple[dict, dict[str, float]]:
         summary = {}
         for name, per_seed in scores.items():
             cers = [r["cer"] for r in per_seed.values()]
             wers = [r["wer"] for r in per_seed.values()]
             summary[name] = {"cer_mean": statistics.mean(cers), "cer_sd": statistics.pstdev(cers),
+                             "cer_range": max(cers) - min(cers),
                              "wer_mean": statistics.mean(wers), "wer_sd": statistics.pstdev(wers)}
-        return summary, 1.0 - summary["pretrained"]["cer_mean"] / summary["scratch"]["cer_mean"]
+        scratch = summary["scratch"]["cer_mean"]
+        return summary, {name: 1.0 - s["cer_mean"] / scratch for name, s in summary.items() if name != "scratch"}
 
     summary, gain = summarise(results)
     summary_last, gain_last = summarise(last)
     machine = machine_info()
     out = {"settings": vars(args) | {"work": str(work)}, "machine": machine, "labels": labels,
-           "pretrain": pt_info, "per_seed": results, "summary": summary, "relative_cer_gain": round(gain, 4),
-           "per_seed_last": last, "summary_last": summary_last, "relative_cer_gain_last": round(gain_last, 4),
+           "pretrain": pt_info, "per_seed": results, "summary": summary,
+           "relative_cer_gain": {k: round(v, 4) for k, v in gain.items()},
+           "per_seed_last": last, "summary_last": summary_last,
+           "relative_cer_gain_last": {k: round(v, 4) for k, v in gain_last.items()},
            "total_minutes": round((time.monotonic() - t_start) / 60, 1)}
     (work / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     minutes = [lab["minutes"] for lab in labels.values()]
     print(f"\nlabelled: {min(minutes):.1f}-{max(minutes):.1f} min from {args.labeled_speakers} voices "
           f"({args.label_draws} draw); unlabelled: {args.hours} h from {args.speakers} voices"
           + (f" + {args.festival_hours} h of festival voices" if args.festival_hours else "")
-          + f"; {args.config}: pretraining {pt_info['updates']} updates; fine-tuning {args.finetune_updates} "
+          + "; " + ", ".join(f"{c}: pretraining {i['updates']} updates" for c, i in pt_info.items())
+          + f"; fine-tuning {args.finetune_updates} "
           f"updates per run; {machine['cpu']}, {machine['cores']} cores, bf16 units: {machine['bf16_units']}")
     for title, scores, summ, g in (("checkpoint_best (by dev CER)", results, summary, gain),
                                    ("last checkpoint", last, summary_last, gain_last)):
-        print(f"\n{title}\n{'init':<12}" + "".join(f"{'seed ' + str(s) + ' CER':>14}" for s in scores["scratch"])
-              + f"{'mean CER':>12}{'sd':>7}{'mean WER':>11}")
+        print(f"\n{title}\n{'init':<26}" + "".join(f"{'seed ' + str(s) + ' CER':>14}" for s in scores["scratch"])
+              + f"{'mean CER':>12}{'sd':>7}{'range':>7}{'mean WER':>11}")
         for name, per_seed in scores.items():
             s = summ[name]
-            print(f"{name:<12}" + "".join(f"{100 * r['cer']:>13.1f}%" for r in per_seed.values())
-                  + f"{100 * s['cer_mean']:>11.1f}%{100 * s['cer_sd']:>6.1f}{100 * s['wer_mean']:>10.1f}%")
-        print(f"relative CER reduction from pretraining: {100 * g:.1f} % (goal: >= 20 %)")
+            print(f"{name:<26}" + "".join(f"{100 * r['cer']:>13.1f}%" for r in per_seed.values())
+                  + f"{100 * s['cer_mean']:>11.1f}%{100 * s['cer_sd']:>6.1f}{100 * s['cer_range']:>7.1f}"
+                  + f"{100 * s['wer_mean']:>10.1f}%")
+        for name, value in g.items():
+            print(f"relative CER reduction from pretraining ({name}): {100 * value:.1f} %")
     print(f"results: {work / 'results.json'}; total {out['total_minutes']} min")
 
 

@@ -25,7 +25,7 @@ LIBRI_SIZES = {"train-clean-100": (3, 8), "dev-clean": (2, 4), "test-clean": (2,
 
 @pytest.fixture(scope="session")
 def libri_corpus(tmp_path_factory):
-    from w2v2cli.data.synth import make_librispeech
+    from w2v2cli.synth.librispeech import make_librispeech
 
     root = tmp_path_factory.mktemp("corpora") / "LibriSpeech"
     return make_librispeech(root, subsets=LIBRI_SIZES, seed=1234, jobs=2, min_words=4, max_words=10)
@@ -33,7 +33,7 @@ def libri_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def libri_manifests(libri_corpus, tmp_path_factory) -> dict[str, Path]:
-    from w2v2cli.data.manifest import ManifestConfig, build_manifests
+    from w2v2cli.data.prepare import ManifestConfig, build_manifests
 
     dest = tmp_path_factory.mktemp("manifests") / "librispeech"
     result = build_manifests(ManifestConfig(audio_dir=libri_corpus.root, dest=dest, corpus="librispeech",
@@ -43,7 +43,7 @@ def libri_manifests(libri_corpus, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def cv_corpus(tmp_path_factory):
-    from w2v2cli.data.synth import make_commonvoice
+    from w2v2cli.synth.commonvoice import make_commonvoice
 
     root = tmp_path_factory.mktemp("corpora") / "cv-corpus"
     return make_commonvoice(root, langs=("en", "de", "fr"), n_speakers=2, utts_per_speaker=3, seed=99, jobs=2)
@@ -51,7 +51,7 @@ def cv_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def make_cv_manifests(cv_corpus, tmp_path_factory):
-    from w2v2cli.data.manifest import ManifestConfig, build_manifests
+    from w2v2cli.data.prepare import ManifestConfig, build_manifests
 
     cache: dict[str, dict[str, Path]] = {}
 

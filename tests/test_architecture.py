@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import w2v2cli
@@ -11,7 +12,7 @@ LAYERS = {
     "errors": 0,
     "textio": 1, "config": 1, "vocab": 1, "audio": 1, "runtime": 1,
     "data": 2, "model": 2, "lm": 2,
-    "checkpoint": 3, "score": 3,
+    "checkpoint": 3, "score": 3, "synth": 3,
     "decode": 4,
     "train": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
@@ -40,3 +41,28 @@ def test_no_module_imports_from_a_layer_above():
 def test_checkpoint_io_imports_no_converter():
     source = (PACKAGE / "checkpoint" / "io.py").read_text(encoding="utf-8")
     assert "checkpoint.fairseq" not in source and "checkpoint.hf_dir" not in source
+
+
+ARCHITECTURE = PACKAGE.parent / "architecture.md"
+
+
+def _modules() -> set[str]:
+    """Every module of the package as architecture.md names it (`train/trainer.py`, `config.py`)."""
+    return {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+
+
+def test_architecture_md_names_every_module_and_only_modules_that_exist():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    named = set(re.findall(r"`([a-z_0-9]+(?:/[a-z_0-9]+)?\.py)`", text)) - {"tests/test_architecture.py"}
+    assert sorted(_modules() - named) == [], "modules missing from architecture.md"
+    assert sorted(named - _modules()) == [], "architecture.md names modules that do not exist"
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "\n".join(long)

@@ -15,7 +15,8 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Sequence, TypeVar
 
 import yaml
 
@@ -128,8 +129,21 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=5e-4' -> (['optim', 'lr'], 0.0005). The value is parsed as YAML."""
+@dataclass(frozen=True)
+class Override:
+    """One `--set KEY=VALUE`: the text as given, the dotted key's parts and the value parsed as YAML."""
+
+    text: str
+    path: tuple[str, ...]
+    value: Any
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+
+def parse_override(text: str) -> Override:
+    """'optim.lr=5e-4' -> Override('optim.lr=5e-4', ('optim', 'lr'), 0.0005). The value is parsed as YAML."""
     if "=" not in text:
         raise ConfigError(f"bad --set '{text}': expected KEY=VALUE, e.g. optim.lr=5e-4")
     key, raw = text.split("=", 1)
@@ -140,29 +154,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"bad --set '{text}': value is not valid YAML ({err})") from err
-    return key.split("."), value
+    return Override(text, tuple(key.split(".")), value)
 
 
-def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def parse_overrides(texts: Sequence[str | Override]) -> list[Override]:
+    """Each `--set` string parsed once (already parsed ones pass through)."""
+    return [t if isinstance(t, Override) else parse_override(t) for t in texts]
+
+
+def merge_overrides(data: dict[str, Any], overrides: Sequence[str | Override]) -> dict[str, Any]:
     """Applies 'a.b.c=value' overrides to a nested plain dict (returns a deep copy)."""
     import copy
 
     out = copy.deepcopy(data)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = out
+    for o in parse_overrides(overrides):
+        path, node = o.path, out
         for i, part in enumerate(path[:-1]):
             child = node.get(part) if isinstance(node, dict) else None
             if not isinstance(child, dict):
                 if part in node and child is not None:
-                    raise ConfigError(f"bad --set '{text}': '{'.'.join(path[: i + 1])}' is not a section")
+                    raise ConfigError(f"bad --set '{o.text}': '{'.'.join(path[: i + 1])}' is not a section")
                 child = node.setdefault(part, {})
             node = child
-        node[path[-1]] = value
+        node[path[-1]] = o.value
     return out
 
 
-def apply_overrides(cfg: T, overrides: list[str], source: str = "--set") -> T:
+def apply_overrides(cfg: T, overrides: Sequence[str | Override], source: str = "--set") -> T:
     """Returns a new dataclass with overrides applied; unknown keys raise ConfigError."""
     if not overrides:
         return cfg

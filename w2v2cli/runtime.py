@@ -26,7 +26,7 @@ does, and the trainer calls it for runs with a length quantum. Measured (BENCHMA
 with the quantum on 6 h of audio, updates 300-2,500 in 358 s instead of 448 s; RSS levels at ~2.5 GB. Not for
 exact batch lengths: there nearly every batch has new shapes, the large cache only fills with kernels used once,
 and the same tiny pretraining in fp32 ran 24 instead of 45 audio s/s by update 500 (RSS 7 instead of 2.6 GB, half
-the CPU time in the kernel; BENCHMARKS.md, "Thirteenth search").
+the CPU time in the kernel; bench/ARCHIVE.md, "Thirteenth search").
 
 Denormal numbers (below 1.2e-38 in fp32) take x86 CPUs 10-100x longer per operation; they are flushed to zero
 (as GPUs do) in this thread and in every thread of torch's OpenMP pool, which `torch.set_flush_denormal` alone
@@ -220,7 +220,7 @@ def resolve_dtype(name: str, device: str, training: bool, units: str | None = No
     training on GPUs without bf16, where `auto` keeps the GradScaler path). `units`: the CPU's bf16 units as
     `cpu_bf16_units()` names them (None: this machine's).
 
-    The `auto` rule (measurements in BENCHMARKS.md, "bf16 on CPUs and GPUs"):
+    The `auto` rule (measurements in bench/ARCHIVE.md, "bf16 on CPUs and GPUs"):
     - GPU: bf16 where the GPU has it (Ampere and later); else fp16 for training, fp32 for inference;
     - CPU with AMX (`amx_bf16`): bf16, training and inference;
     - CPU with avx512_bf16 but no AMX (AMD Zen 4): bf16 too. Measured on one Zen 4 core, BASE: decoding 1.7-2.4x

@@ -17,17 +17,17 @@ stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 dir=../../exp/demo      # where corpus, manifests, models and results go
 hours=4.0               # hours of synthetic training audio (the unlabelled pool; 2.0: test CER ~1-2 points higher,
-                        # 4-gram WER ~2; BENCHMARKS.md, 19th search)
+                        # 4-gram WER ~2; bench/ARCHIVE.md, 19th search)
 speakers=240            # voices in the training pool (dev and test get 80 voices each, none heard in training)
 lm_sentences=300000     # text-only sentences for the language model (30,000: 4-gram dev WER 1.8-2.3 points higher)
 open_vocab_hours=0      # + hours of open-vocabulary training sentences (1.25: better on technical prose, worse
-                        # on the demo's test; BENCHMARKS.md, 15th search)
+                        # on the demo's test; bench/ARCHIVE.md, 15th search)
 festival_hours=0.5      # + hours read by 15 more training speakers of a third synthesiser, festival (test CER level,
-                        # held-out flite voice -4 points, festival voices -4 to -16; BENCHMARKS.md, 16th search)
+                        # held-out flite voice -4 points, festival voices -4 to -16; bench/ARCHIVE.md, 16th search)
 labeled_speakers=all    # voices of the labelled subset (all, or few = the paper's low-resource setting)
 labeled_minutes=all     # minutes of labelled audio for fine-tuning (all: every utterance of those voices)
 config=tiny_fbank       # model and training preset: tiny_fbank (log-mel front end) or tiny (raw-waveform conv
-                        # stack: 1.8x slower per audio second in bf16, test CER ~3 points higher; BENCHMARKS.md 17th)
+                        # stack: 1.8x slower per audio second in bf16, test CER ~3 points higher; bench/ARCHIVE.md, 17th)
 pretrain_minutes=1.5    # pretraining time budget in minutes (as many updates as fit; empty: --pretrain-updates alone)
 pretrain_updates=       # cap on pretraining updates (0 = no pretraining, fine-tune from scratch; empty: no cap)
 finetune_minutes=8.0    # fine-tuning time budget in minutes, per model (empty: --finetune-updates alone)
@@ -37,7 +37,7 @@ lm_weight=2.0           # LM weight of the beam search (best of 1.0-2.5 on dev-c
 word_score=0            # score added per word in the beam search
 beam=2000               # beam size of the search (dev WER 24.8 % at 500, 22.5 % at 2000 with the two below)
 beam_tokens=10          # letters expanded per frame (all: twice the time for the same WER)
-beam_threshold=25       # prune hypotheses this far below the best (15: 2 points worse; BENCHMARKS.md 19th)
+beam_threshold=25       # prune hypotheses this far below the best (15: 2 points worse; bench/ARCHIVE.md, 19th)
 threads=                # CPU threads per training process (empty: one per core)
 dtype=auto              # training precision: auto (bf16 on CPUs/GPUs with bf16 units, else fp32), fp32, bf16
 seed=42                 # seed for corpus, splits and training

@@ -61,9 +61,9 @@ ngpu=1                     # GPUs per node: more than 1 launches training with t
 launcher=                  # training launcher (default: w2v2, or torchrun when --ngpu > 1); see the header
 threads=                   # CPU threads per process (empty: one per core)
 nj=8                       # parallel jobs for manifests
-beam=500                   # beam size for LM decoding
-lm_weight=2.0              # LM weight
-word_score=-1.0            # word insertion score
+beam=                      # beam size of the 4-gram search (empty: w2v2 decode's default)
+lm_weight=                 # LM weight (empty: w2v2 decode's default, fairseq's usual; RESULTS.md)
+word_score=                # word insertion score (empty: w2v2 decode's default)
 . ../utils/parse_options.sh
 
 mkdir -p "$dir"
@@ -176,15 +176,19 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && todo 4; then
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  beam_opts=()  # only the beam search options given: the others are w2v2 decode's defaults
+  [ -n "$beam" ] && beam_opts+=(--beam "$beam")
+  [ -n "$lm_weight" ] && beam_opts+=(--lm-weight "$lm_weight")
+  [ -n "$word_score" ] && beam_opts+=(--word-score "$word_score")
   for sub in $finetune_subsets; do
     for test in $(eval_sets); do
       todo 5 "$sub.$test" || continue
-      log "Stage 5: decode $test with the $sub model (greedy, then 4-gram beam $beam)"
+      log "Stage 5: decode $test with the $sub model (greedy, then the 4-gram beam search)"
       w2v2 decode "$(ckpt_of "$sub")" "$data/$test.tsv" --out "$dir/decode/$sub/$test/viterbi" --no-progress \
         "${thread_opt[@]}"
       w2v2 decode "$(ckpt_of "$sub")" "$data/$test.tsv" --out "$dir/decode/$sub/$test/4gram" --no-progress \
         --decoder beam --lexicon "$dir/lm_4gram/lexicon.txt" --lm "$dir/lm_4gram/lm.bin" \
-        --beam "$beam" --lm-weight "$lm_weight" --word-score "$word_score" "${thread_opt[@]}"
+        "${beam_opts[@]}" "${thread_opt[@]}"
       mark_done 5 "$sub.$test"
     done
   done

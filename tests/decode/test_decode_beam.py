@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2v2cli.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from w2v2cli.decode import BeamSearchDecoder, DecodeOptions, greedy_decode
 from w2v2cli.errors import ConfigError, DataError, ToolMissingError
 from w2v2cli.lm import LMConfig, build_lm, find_kenlm_tool
 from w2v2cli.score import wer_cer
@@ -65,7 +65,7 @@ def test_lexicon_free_beam_without_lm_reads_clean_emissions(vocab, make_path, ma
     frames = max(len(p) for p in paths)
     lp = torch.stack([make_emissions(p + [0] * (frames - len(p)), len(vocab)) for p in paths])
     lengths = torch.tensor([len(p) for p in paths])
-    hyps = BeamSearchDecoder(vocab, BeamConfig(beam_size=20))(lp, lengths)
+    hyps = BeamSearchDecoder(vocab, DecodeOptions(beam_size=20))(lp, lengths)
     assert [h.text for h in hyps] == texts
     assert [h.text for h in hyps] == [h.text for h in greedy_decode(lp, lengths, vocab)]
     assert all(h.score is not None for h in hyps[:2])
@@ -76,9 +76,10 @@ def test_kenlm_beam_lowers_wer_over_greedy(vocab, lm_dir, make_noisy):
     refs = TEST * 3  # three noisy renditions of each test sentence
     lp, lengths = _batch(refs, vocab, make_noisy, random.Random(0))
     greedy = [h.text for h in greedy_decode(lp, lengths, vocab)]
-    lexicon_only = BeamSearchDecoder(vocab, BeamConfig(lexicon=str(lm_dir.lexicon), beam_size=50, word_score=0.0))
-    with_lm = BeamSearchDecoder(vocab, BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50,
-                                                  lm_weight=2.0, word_score=0.0))
+    lexicon_only = BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(lm_dir.lexicon), beam_size=50,
+                                                          word_score=0.0))
+    with_lm = BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary),
+                                                     beam_size=50, lm_weight=2.0, word_score=0.0))
     lex = [h.text for h in lexicon_only(lp, lengths)]
     beam = [h.text for h in with_lm(lp, lengths)]
     wer_greedy, _ = wer_cer(refs, greedy)
@@ -91,8 +92,8 @@ def test_kenlm_beam_lowers_wer_over_greedy(vocab, lm_dir, make_noisy):
     assert wer_lm < wer_lex < wer_greedy / 5
     assert wer_lm <= 0.01, [(r, h) for r, h in zip(refs, beam) if r != h]
     # The ARPA text loads too and decodes the same.
-    arpa = BeamSearchDecoder(vocab, BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.arpa), beam_size=50,
-                                               lm_weight=2.0, word_score=0.0))
+    arpa = BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.arpa), beam_size=50,
+                                                  lm_weight=2.0, word_score=0.0))
     assert [h.text for h in arpa(lp, lengths)] == beam
 
 
@@ -104,8 +105,8 @@ def test_token_beam_keeps_the_lm_repairs_until_it_is_too_narrow(vocab, lm_dir, m
     lp, lengths = _batch(refs, vocab, make_noisy, random.Random(0))
 
     def run(tokens):
-        cfg = BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50, beam_size_token=tokens,
-                         lm_weight=2.0, word_score=0.0)
+        cfg = DecodeOptions(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50,
+                            beam_size_token=tokens, lm_weight=2.0, word_score=0.0)
         return [h.text for h in BeamSearchDecoder(vocab, cfg)(lp, lengths)]
 
     full = run(None)
@@ -117,7 +118,8 @@ def test_token_beam_keeps_the_lm_repairs_until_it_is_too_narrow(vocab, lm_dir, m
 
 def test_beam_word_times_are_inside_and_ordered(vocab, lm_dir, make_noisy):
     lp, lengths = _batch(TEST[:4], vocab, make_noisy, random.Random(1))
-    hyps = BeamSearchDecoder(vocab, BeamConfig(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50))(lp, lengths)
+    beam = BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(lm_dir.lexicon), lm=str(lm_dir.binary), beam_size=50))
+    hyps = beam(lp, lengths)
     for h, n in zip(hyps, lengths.tolist()):
         assert len(h.word_times) == len(h.words) > 0
         prev_end = 0.0
@@ -130,12 +132,12 @@ def test_beam_word_times_are_inside_and_ordered(vocab, lm_dir, make_noisy):
 def test_bad_lexicon_and_vocab_errors(tmp_path, vocab):
     (tmp_path / "lex.txt").write_text("CAT\tC A T |\ncafé\tc a f é |\n")
     with pytest.raises(DataError, match=r"lex.txt:2: token 'c' of word 'café'"):
-        BeamSearchDecoder(vocab, BeamConfig(lexicon=str(tmp_path / "lex.txt")))
+        BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(tmp_path / "lex.txt")))
     with pytest.raises(DataError, match="no such lexicon"):
-        BeamSearchDecoder(vocab, BeamConfig(lexicon=str(tmp_path / "none.txt")))
+        BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(tmp_path / "none.txt")))
     (tmp_path / "ok.txt").write_text("CAT\tC A T |\n")
     with pytest.raises(DataError, match="no such language model"):
-        BeamSearchDecoder(vocab, BeamConfig(lexicon=str(tmp_path / "ok.txt"), lm=str(tmp_path / "none.bin")))
+        BeamSearchDecoder(vocab, DecodeOptions(lexicon=str(tmp_path / "ok.txt"), lm=str(tmp_path / "none.bin")))
     spm_like = Vocabulary(["<blank>", "A", "B"], blank=0, word_sep=None, unk=None)
     with pytest.raises(ConfigError, match="letter vocabulary with a word separator"):
-        BeamSearchDecoder(spm_like, BeamConfig())
+        BeamSearchDecoder(spm_like, DecodeOptions())

@@ -171,7 +171,7 @@ def test_cli_decode_errors_exit_nonzero(tmp_path, tiny_ctc, libri_manifests):
     with pytest.raises(ConfigError, match="bf16"):
         decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(dtype="fp16"))
     with pytest.raises(ConfigError, match="--beam-tokens must be >= 1"):
-        decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(decoder="beam", beam_tokens=0))
+        decode_manifest(tiny_ctc, tsv, tmp_path / "d", DecodeConfig(decoder="beam", beam_size_token=0))
 
 
 def test_bf16_decoding_casts_the_weights_once_and_stays_close_to_fp32(tmp_path, tiny_ctc, libri_manifests):

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from w2v2cli.checkpoint import load_checkpoint, load_model_any
 from w2v2cli.errors import CheckpointError
 from w2v2cli.train.config import training_preset
-from w2v2cli.train.finetune import evaluate_ctc, finetune, resolve_finetune
+from w2v2cli.train.evaluate import evaluate_ctc
+from w2v2cli.train.finetune import finetune, resolve_finetune
 from w2v2cli.vocab import Vocabulary
 
 # overfitting 4 utterances: no masking, no freezing, a constant high learning rate

@@ -16,7 +16,8 @@ from w2v2cli.train.config import training_preset
 from w2v2cli.data.labels import build_vocab, encode_labels, read_label_lines
 from w2v2cli.model.losses import min_ctc_frames
 from w2v2cli.train.config import LoggingConfig
-from w2v2cli.train.finetune import CTCTask, finetune_config_name, finetune_model_config
+from w2v2cli.train.ctc_task import CTCTask
+from w2v2cli.train.finetune import finetune_config_name, finetune_model_config
 from w2v2cli.train.logging import RunLogger
 from w2v2cli.vocab import Vocabulary
 
@@ -264,19 +265,34 @@ def test_init_none_trains_the_whole_model_unless_told_otherwise(four, pretrain_c
 def test_finetune_config_is_built_once_typed_with_the_options_on_top(four):
     from w2v2cli.train.config import SourceConfig
     from w2v2cli.train.finetune import finetune_config
+    from w2v2cli.train.resolve import RunOptions
 
     sets = ["task.vocab=letters", "task.vocab_size=9", "optim.lr=2e-3"]
-    cfg = finetune_config("tiny", sets, [four], valid=[four], max_updates=7, seed=3, vocab="spm", vocab_size=40)
+    options = RunOptions(train=(four,), valid=(four,), max_updates=7, seed=3, vocab="spm", vocab_size=40,
+                         precision="bf16")
+    resolved = finetune_config("tiny", sets, options)
+    cfg = resolved.cfg
     assert (cfg.task.name, cfg.task.vocab, cfg.task.vocab_size) == ("ctc", "spm", 40)  # the typed options win
-    assert (cfg.optim.lr, cfg.optim.max_updates, cfg.seed) == (2e-3, 7, 3)
+    assert (cfg.optim.lr, cfg.optim.max_updates, cfg.seed, cfg.optim.precision) == (2e-3, 7, 3, "bf16")
     assert cfg.data.train == [SourceConfig(path=str(four))] and cfg.data.valid == [str(four)]
     assert sets == ["task.vocab=letters", "task.vocab_size=9", "optim.lr=2e-3"]  # no --set strings added
+    # what the user set, by --set or an option, travels with the config: nothing parses --set again
+    assert resolved.explicit == {"task.vocab", "task.vocab_size", "optim.lr", "data.train", "data.valid",
+                                 "optim.max_updates", "seed", "optim.precision"}
+    budget = finetune_config("tiny", [], RunOptions(train=(four,), max_minutes=2.5))
+    # a budget without --max-updates: no cap (0), and max_updates is not a key the user set
+    assert (budget.cfg.optim.max_minutes, budget.cfg.optim.max_updates) == (2.5, 0)
+    assert budget.explicit == {"data.train", "optim.max_minutes"}
+    capped = finetune_config("tiny", [], RunOptions(train=(four,), max_minutes=2.5, max_updates=40)).cfg
+    assert (capped.optim.max_minutes, capped.optim.max_updates) == (2.5, 40)
     with pytest.raises(ConfigError, match="task.vocab must be 'letters' or 'spm', got 'words'"):
-        finetune_config("tiny", train=[four], vocab="words")
-    with pytest.raises(ConfigError, match="optim.max_updates must be >= 1, got 0"):
-        finetune_config("tiny", train=[four], max_updates=0)
+        finetune_config("tiny", options=RunOptions(train=(four,), vocab="words"))
+    with pytest.raises(ConfigError, match="optim.max_updates must be >= 1"):
+        finetune_config("tiny", options=RunOptions(train=(four,), max_updates=0))
+    with pytest.raises(ConfigError, match="optim.precision must be auto, fp32, bf16 or fp16, got 'fp8'"):
+        finetune_config("tiny", options=RunOptions(train=(four,), precision="fp8"))
     with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
-        finetune_config("tiny", ["optim.lrr=1"], train=[four])
+        finetune_config("tiny", ["optim.lrr=1"], RunOptions(train=(four,)))
 
 
 def test_targets_use_the_manifest_the_trainer_read(four):

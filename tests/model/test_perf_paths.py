@@ -187,7 +187,7 @@ def _cache_probe(few, quantum: int, out, env_extra: dict[str, str]) -> tuple[str
 
 def test_trainer_enlarges_the_onednn_kernel_cache_only_for_runs_with_few_batch_shapes(few, tmp_path):
     # oneDNN keeps 1,024 compiled kernels by default; a run with a length quantum (few batch shapes) needs more
-    # (BENCHMARKS.md, "Eleventh search"): its process keeps 16,384, so the first probe shape is still cached after
+    # (bench/ARCHIVE.md, "Eleventh search"): its process keeps 16,384, so the first probe shape is still cached after
     # 1,099 others. With exact batch lengths the large cache only fills with kernels used once and made fp32
     # pretraining 1.8x slower ("Thirteenth search"): oneDNN's default stays, and the shape was evicted
     assert _cache_probe(few, 4000, tmp_path / "q", {}) == ("16384", 1, 1)

@@ -21,7 +21,7 @@ from recipe_helpers import FULL_SIZES, make_librilight
 
 @pytest.fixture(scope="session")
 def ls_full(tmp_path_factory) -> Path:
-    from w2v2cli.data.synth import make_librispeech
+    from w2v2cli.synth.librispeech import make_librispeech
 
     root = tmp_path_factory.mktemp("ls-full")
     make_librispeech(root / "LibriSpeech", subsets=FULL_SIZES, seed=7, jobs=2, min_words=3, max_words=8)
@@ -31,7 +31,8 @@ def ls_full(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def xlsr_corpus(tmp_path_factory) -> Path:
-    from w2v2cli.data.synth import make_commonvoice, make_mls
+    from w2v2cli.synth.commonvoice import make_commonvoice
+    from w2v2cli.synth.mls import make_mls
 
     root = tmp_path_factory.mktemp("xlsr-corpus")
     make_commonvoice(root / "cv", langs=("en", "de", "fr"), n_speakers=2, utts_per_speaker=3, seed=5, jobs=2,

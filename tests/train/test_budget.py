@@ -22,7 +22,7 @@ from w2v2cli.errors import ConfigError
 from w2v2cli.train import budget as B
 from w2v2cli.train.logging import read_metrics
 from w2v2cli.train.optim import lr_at
-from w2v2cli.train.pretrain import resolve_config
+from w2v2cli.train.resolve import RunOptions, resolve_config
 from w2v2cli.train.state import load_trainer_state
 from w2v2cli.train.tasks import PretrainTask
 from w2v2cli.train.trainer import train
@@ -39,7 +39,30 @@ def test_planned_updates_arithmetic():
     assert not B.can_plan(B.MIN_UPDATES - 1, 60.0) and not B.can_plan(100, B.MIN_SECONDS / 2)
     assert B.can_plan(B.MIN_UPDATES, B.MIN_SECONDS)
     with pytest.raises(ConfigError, match="optim.max_minutes"):
-        resolve_config("tiny", ["optim.max_minutes=-1"], train=["x.tsv"])
+        resolve_config("tiny", ["optim.max_minutes=-1"], RunOptions(train=("x.tsv",)))
+
+
+def test_follow_plans_until_half_the_budget_then_keeps_the_plan_and_guards_the_overrun():
+    from w2v2cli.train.state import TrainerState
+
+    st = TrainerState()
+    st.update = 5
+    assert B.follow(st, 1.0, None, 2.0) == B.BudgetStep() and st.planned_updates == 0  # too early to plan
+    st.update = 20  # 20 updates in 10 s: a minute holds 120
+    step = B.follow(st, 1.0, None, 10.0)
+    assert step.replanned and st.planned_updates == 120 and not st.plan_fixed
+    assert step.note == ("time budget 1 min: 120 updates (0.5 s per update over the first 20; planned again until "
+                         "50% of the budget)")
+    st.update = 40  # re-planned quietly (same speed) until half the budget
+    assert B.follow(st, 1.0, None, 20.0) == B.BudgetStep(replanned=True) and st.planned_updates == 120
+    st.update = 60  # past half the budget: fixed, and max_updates caps it
+    step = B.follow(st, 1.0, 100, 31.0)
+    assert st.plan_fixed and st.planned_updates == 100 and step.note.endswith("fixed now)")
+    st.update = 90
+    assert B.follow(st, 1.0, 100, 65.0) == B.BudgetStep()  # within 1.1 x the budget
+    step = B.follow(st, 1.0, 100, 67.0)
+    assert step.overrun.startswith("1.1 min of training is past the time budget of 1 min (x1.1): stopping at "
+                                   "update 90 of the 100 planned")
 
 
 def test_cli_run_plans_its_length_from_its_speed_and_ends_its_schedule_with_the_budget(few, tmp_path):
@@ -53,14 +76,14 @@ def test_cli_run_plans_its_length_from_its_speed_and_ends_its_schedule_with_the_
     state, _ = load_trainer_state(out / "checkpoint_last" / "trainer_state.pt")
     cfg = load_yaml(out / "config.yaml")
     # no --max-updates: the budget alone set the length (the tiny preset's 3,000 updates would otherwise cap it)
-    assert cfg["optim"]["max_updates"] == 1_000_000_000 and cfg["optim"]["max_minutes"] == minutes
+    assert cfg["optim"]["max_updates"] == 0 and cfg["optim"]["max_minutes"] == minutes
     assert state.plan_fixed and state.update == state.planned_updates >= B.MIN_UPDATES
     train_records = [r for r in read_metrics(out) if r.get("split") == "train"]
     first = next(i for i, r in enumerate(train_records) if "planned_updates" in r)  # logged once planned
     assert all("planned_updates" in r for r in train_records[first:])
     assert train_records[-1]["planned_updates"] == state.update
     # the polynomial schedule decayed to its end at the planned update, not at max_updates
-    peak, tiny = cfg["optim"]["lr"], resolve_config("tiny", FAST, train=[str(few)])
+    peak, tiny = cfg["optim"]["lr"], resolve_config("tiny", FAST, RunOptions(train=(few,))).cfg
     last = train_records[-1]
     assert last["update"] == state.update
     assert last["lr"] == pytest.approx(lr_at(state.update - 1, peak, tiny.lr, state.update), rel=1e-6)
@@ -71,7 +94,7 @@ def test_cli_run_plans_its_length_from_its_speed_and_ends_its_schedule_with_the_
     assert "fixed now" in " ".join(res.output.split())  # rich wraps long lines
     # the progress lines: no length (nor eta) until planned, then the plan's, never the cap that stands for none
     lines = [ln for ln in res.output.splitlines() if ln.startswith("update ")]
-    assert lines and not any("1000000000" in ln for ln in lines)
+    assert lines and not any("/0 " in ln for ln in lines)
     assert lines[0].startswith("update 5 |") and "eta" not in lines[0]  # logging.log_interval=5, planned at >= 10
     assert lines[-1].split(" |")[0].endswith(f"/{state.planned_updates}") and "| eta" in " ".join(res.output.split())
 
@@ -88,7 +111,7 @@ class SlowAfterPlanTask(PretrainTask):
 
 def test_run_that_slows_after_its_plan_stops_at_the_overrun_guard_with_a_checkpoint(few, tmp_path):
     minutes = 0.15  # 9 s: the first plan (after >= 5 s) is past half the budget, so it is fixed at once
-    cfg = resolve_config("tiny", FAST + [f"optim.max_minutes={minutes}"], train=[few], max_updates=1_000_000)
+    cfg = resolve_config("tiny", FAST + [f"optim.max_minutes={minutes}"], RunOptions(train=(few,), max_updates=1_000_000)).cfg
     result = train(cfg, SlowAfterPlanTask(cfg), tmp_path / "slow")
     state, _ = load_trainer_state(tmp_path / "slow" / "checkpoint_last" / "trainer_state.pt")
     assert result.stopped == "max_minutes" and result.exit_code == 0

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from w2v2cli.cli.app import main
-from w2v2cli.train.trainer import check_resumable
+from w2v2cli.train.run_dir import check_resumable
 
 SETS = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers=0", "logging.progress=plain",
         "logging.tensorboard=false", "logging.log_interval=1", "checkpoint.save_interval_updates=4",

@@ -9,7 +9,8 @@ import torch
 
 from w2v2cli.errors import TrainingError
 from w2v2cli.train.logging import read_metrics
-from w2v2cli.train.pretrain import pretrain, resolve_config
+from w2v2cli.train.pretrain import pretrain
+from w2v2cli.train.resolve import RunOptions, resolve_config
 from w2v2cli.train.tasks import PretrainTask
 from w2v2cli.train.trainer import train
 
@@ -48,8 +49,8 @@ class NaNTask(PretrainTask):
 
 
 def test_nan_loss_skips_the_update_and_repeated_nans_stop_clearly(few, tmp_path):
-    cfg = resolve_config("tiny", FAST + ["logging.log_interval=1", "optim.max_nonfinite=3"], train=[few],
-                         max_updates=4)
+    cfg = resolve_config("tiny", FAST + ["logging.log_interval=1", "optim.max_nonfinite=3"],
+                         RunOptions(train=(few,), max_updates=4)).cfg
     task = NaNTask(cfg, bad_updates={2})
     result = train(cfg, task, tmp_path / "one")
     assert result.update == 4 and result.nonfinite_updates == 1 and task.calls == 5  # 5 batches for 4 updates
@@ -90,14 +91,13 @@ def test_training_batches_get_the_length_quantum_and_validation_batches_do_not(f
     """`data.length_quantum` rounds training batches only: validation scores every utterance at its own length.
     `data.sorted_epochs` reaches the training sampler."""
     from w2v2cli.train.distributed import DistInfo
-    from w2v2cli.train.trainer import Trainer
+    from w2v2cli.train.loaders import build_data
 
-    cfg = resolve_config("tiny", FAST + ["data.length_quantum=4000", "data.sorted_epochs=2"], train=[few],
-                         valid=[few])
-    trainer = Trainer(cfg, PretrainTask(cfg), tmp_path / "run", None, [str(few)])
-    trainer.device = torch.device("cpu")
-    train_ds, sampler, _ = trainer.build_data(DistInfo(), [str(few)], None, train=True)
-    valid_ds, valid_sampler, _ = trainer.build_data(DistInfo(), [str(few)], None, train=False)
+    cfg = resolve_config("tiny", FAST + ["data.length_quantum=4000", "data.sorted_epochs=2"],
+                         RunOptions(train=(few,), valid=(few,))).cfg
+    task, cpu = PretrainTask(cfg), torch.device("cpu")
+    train_ds, sampler, _ = build_data(cfg, task, DistInfo(), [str(few)], None, True, cpu)
+    valid_ds, valid_sampler, _ = build_data(cfg, task, DistInfo(), [str(few)], None, False, cpu)
     assert (train_ds.length_quantum, valid_ds.length_quantum) == (4000, 0)
     assert (sampler.sorted_epochs, valid_sampler.shuffle) == (2, False)  # SortaGrad: a training-order option
     batch = train_ds[sampler.spec(0, 0)]

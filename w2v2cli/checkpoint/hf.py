@@ -252,6 +252,10 @@ def config_from_hf(hf: dict[str, Any], preprocessor: dict[str, Any] | None = Non
 FBANK_NO_COUNTERPART = ("the model has the log-mel front end (model.extractor_mode: fbank); transformers' Wav2Vec2 "
                         "reads raw audio through a conv stack and has no counterpart")
 FBANK_HINT = "decode it with w2v2; models of the conv presets (tiny, base, large, xlsr) export"
+BESTRQ_NO_COUNTERPART = ("a BEST-RQ pretraining checkpoint (model.objective: bestrq): transformers has no BEST-RQ "
+                         "pretraining model")
+BESTRQ_HINT = ("fine-tune it first (w2v2 finetune --init CKPT) and use the CTC model; its log-mel front end runs in w2v2 "
+               "only, transformers' Wav2Vec2 has none")
 
 
 def config_to_hf(cfg: ModelConfig, vocab: Any | None = None, architecture: str = "Wav2Vec2ForCTC") -> dict[str, Any]:
@@ -262,6 +266,8 @@ def config_to_hf(cfg: ModelConfig, vocab: Any | None = None, architecture: str =
         raise CheckpointError(f"unknown transformers architecture {architecture!r}",
                               hint=f"choose one of {', '.join(ARCHITECTURES)}")
     vocab_size = len(vocab) if vocab is not None else cfg.vocab_size
+    if cfg.objective == "bestrq" and architecture == "Wav2Vec2ForPreTraining":
+        raise CheckpointError(BESTRQ_NO_COUNTERPART, hint=BESTRQ_HINT)
     if cfg.extractor_mode == "fbank":
         raise CheckpointError(FBANK_NO_COUNTERPART, hint=FBANK_HINT)
     if architecture == "Wav2Vec2ForCTC" and vocab_size <= 0:

@@ -20,6 +20,8 @@ import torch
 
 from w2v2cli.checkpoint.hf import (
     ARCHITECTURES,
+    BESTRQ_HINT,
+    BESTRQ_NO_COUNTERPART,
     FBANK_HINT,
     FBANK_NO_COUNTERPART,
     config_from_hf,
@@ -149,6 +151,8 @@ def hf_files(loaded: LoadedCheckpoint) -> tuple[dict[str, torch.Tensor], dict[st
             f"{loaded.path}: SentencePiece vocabularies have no transformers Wav2Vec2CTCTokenizer equivalent",
             hint="export works for letter vocabularies",
         )
+    if kind == "pretrain" and cfg.objective == "bestrq":  # before the front end: the objective is the first reason
+        raise CheckpointError(f"{loaded.path}: {BESTRQ_NO_COUNTERPART}", hint=BESTRQ_HINT)
     if cfg.extractor_mode == "fbank":
         raise CheckpointError(f"{loaded.path}: {FBANK_NO_COUNTERPART}", hint=FBANK_HINT)
     state = state_dict_to_hf(loaded.model.state_dict(), cfg)

@@ -1,14 +1,22 @@
-"""Command-line parameters that several commands declare the same way (typer `Annotated` aliases).
+"""Command-line parameters that several commands declare the same way (typer `Annotated` aliases), and the
+options of `w2v2 decode` and `w2v2 transcribe`, declared once (`decode_options`) with `DecodeOptions`' defaults.
 
-    def decode(ckpt: CtcCheckpoint, ..., device: Device = "cpu", dtype: Dtype = "fp32", progress: Progress = True)
+    def align(ckpt: CtcCheckpoint, ..., device: Device = "cpu", dtype: Dtype = "fp32", progress: Progress = True)
+    @decode_options
+    def decode(ckpt: CtcCheckpoint, ..., *, options: DecodeConfig)      # --decoder ... --threads
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
+
+from w2v2cli.decode.options import DecodeOptions
 
 # inference: w2v2 decode, w2v2 align
 CtcCheckpoint = Annotated[Path, typer.Argument(
@@ -19,7 +27,8 @@ Dtype = Annotated[str, typer.Option("--dtype", help="fp32, bf16 (weights cast on
                                                       "hardware has it: GPUs with bf16, CPUs with AMX or "
                                                       "avx512_bf16; says so in the summary).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
-# decoding: w2v2 decode, w2v2 transcribe
+# decoding: w2v2 decode, w2v2 transcribe (through decode_options, below)
+Decoder = Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")]
 Lexicon = Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")]
 LanguageModel = Annotated[Optional[Path], typer.Option("--lm", help="KenLM model, ARPA or binary (w2v2 lm build).")]
 BeamSize = Annotated[int, typer.Option("--beam", min=1, help="Beam size.")]
@@ -39,6 +48,47 @@ Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU th
                                                                           "machine; 1 when other jobs share "
                                                                           "the cores).")]
 
+# The options w2v2 decode and w2v2 transcribe share, in their order in --help: (parameter, type, DecodeOptions field).
+DECODE_OPTIONS = (
+    ("decoder", Decoder, "decoder"), ("lexicon", Lexicon, "lexicon"), ("lm", LanguageModel, "lm"),
+    ("beam", BeamSize, "beam_size"), ("beam_tokens", BeamTokens, "beam_size_token"),
+    ("beam_threshold", BeamThreshold, "beam_threshold"), ("lm_weight", LmWeight, "lm_weight"),
+    ("word_score", WordScore, "word_score"), ("batch_seconds", BatchSeconds, "batch_seconds"),
+    ("chunk_seconds", ChunkSeconds, "chunk_seconds"), ("chunk_overlap", ChunkOverlap, "chunk_overlap_seconds"),
+    ("device", Device, "device"), ("dtype", Dtype, "dtype"), ("progress", Progress, "progress"),
+    ("threads", Threads, "threads"),
+)
+
+
+def decode_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Gives `command` the options of DECODE_OPTIONS with the defaults of `DecodeOptions`: its parameter
+    `options` (annotated with `DecodeOptions` or a subclass) becomes --decoder ... --threads, in its place, and
+    the command receives their values as one object of that class (its other fields at their defaults)."""
+    signature = inspect.signature(command, eval_str=True)
+    options_cls = signature.parameters["options"].annotation
+    if not (isinstance(options_cls, type) and issubclass(options_cls, DecodeOptions)):
+        raise TypeError(f"{command.__name__}: the parameter 'options' must be annotated with DecodeOptions")
+    defaults = {f.name: f.default for f in fields(options_cls)}
+    keyword = inspect.Parameter.KEYWORD_ONLY  # typer passes every value by name
+    params = []
+    for param in signature.parameters.values():
+        if param.name == "options":
+            params += [inspect.Parameter(name, keyword, default=defaults[field], annotation=kind)
+                       for name, kind, field in DECODE_OPTIONS]
+        else:
+            params.append(param.replace(kind=keyword))
+
+    @functools.wraps(command)
+    def with_options(**values) -> None:
+        given = {field: values.pop(name) for name, _, field in DECODE_OPTIONS}
+        given.update({k: str(given[k]) for k in ("lexicon", "lm") if given[k] is not None})
+        command(**values, options=options_cls(**given))
+
+    with_options.__signature__ = signature.replace(parameters=params)
+    with_options.__annotations__ = {p.name: p.annotation for p in params}
+    return with_options
+
+
 # training: w2v2 pretrain, w2v2 finetune
 TrainDtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, fp32 or bf16 (sets optim.precision; "
                                                                    "auto: bf16 on GPUs with bf16 and CPUs with "
@@ -50,19 +100,6 @@ MaxMinutes = Annotated[Optional[float], typer.Option("--max-minutes", min=0.0, h
                                                      "the number of updates is planned from the measured speed "
                                                      "and the lr schedule ends with it (sets optim.max_minutes; "
                                                      "--max-updates, if given, caps it).")]
-NO_UPDATE_CAP = 1_000_000_000  # optim.max_updates when --max-minutes alone sets the run's length
-
-
-def budget_options(set_: list[str] | None, max_minutes: float | None,
-                   max_updates: int | None) -> tuple[list[str], int | None]:
-    """--max-minutes as `--set optim.max_minutes=M` after the other --set values; without --max-updates the
-    budget alone sets the run's length (the preset's max_updates would otherwise cap it)."""
-    set_ = list(set_ or [])
-    if max_minutes:
-        set_.append(f"optim.max_minutes={max_minutes}")
-        if max_updates is None:
-            max_updates = NO_UPDATE_CAP
-    return set_, max_updates
 Resume = Annotated[Optional[str], typer.Option("--resume", help="'auto' (newest loadable checkpoint in --out, if "
                                                                 "any), a checkpoint directory, or 'restart' (move "
                                                                 "the run in --out aside and start over).")]

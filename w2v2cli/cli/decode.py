@@ -2,62 +2,44 @@
 
     w2v2 decode exp/ft/best data/test.tsv --out exp/decode
     w2v2 decode exp/ft/best data/test.tsv --out exp/decode_lm --decoder beam \\
-        --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin --beam 500 --lm-weight 2.0 --word-score -1.0
+        --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin --lm-weight 1.5
+
+--decoder ... --threads are declared once for it and `w2v2 transcribe` (`_options.decode_options`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.cli._options import (BatchSeconds, BeamSize, BeamThreshold, BeamTokens, ChunkOverlap, ChunkSeconds,
-                                    CtcCheckpoint, Device, Dtype, LanguageModel, Lexicon, LmWeight, Progress, Threads,
-                                    WordScore)
+from w2v2cli.cli._options import CtcCheckpoint, decode_options
+from w2v2cli.decode.options import DecodeConfig
 
 
-
+@decode_options
 def decode_cmd(
     ckpt: CtcCheckpoint,
     manifest: Annotated[Path, typer.Argument(help="Manifest TEST.tsv; TEST.wrd or TEST.ltr beside it gives references.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (hyp.wrd, hyp.trn, ref.trn, hyp.jsonl).")],
-    decoder: Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")] = "viterbi",
-    lexicon: Lexicon = None,
-    lm: LanguageModel = None,
-    beam: BeamSize = 500,
-    beam_tokens: BeamTokens = None,
-    beam_threshold: BeamThreshold = 50.0,
-    lm_weight: LmWeight = 2.0,
-    word_score: WordScore = -1.0,
-    batch_seconds: BatchSeconds = 200.0,
-    chunk_seconds: ChunkSeconds = 30.0,
-    chunk_overlap: ChunkOverlap = 2.0,
-    device: Device = "cpu",
-    dtype: Dtype = "fp32",
-    progress: Progress = True,
-    threads: Threads = None,
-    max_bad_files: Annotated[int, typer.Option("--max-bad-files", min=0, help="Unreadable or non-finite audio files to skip (empty hypotheses, listed in OUT/bad_audio.tsv) before stopping.")] = 10,
+    *,
+    options: DecodeConfig,
+    max_bad_files: Annotated[int, typer.Option("--max-bad-files", min=0, help="Unreadable or non-finite audio files "
+                                               "to skip (empty hypotheses, listed in OUT/bad_audio.tsv) before "
+                                               "stopping.")] = DecodeConfig.max_bad_files,
 ) -> None:
     """Transcribe TEST.tsv and write hyp.wrd, hyp.trn, ref.trn and hyp.jsonl (word times and confidences).
 
     Example: w2v2 decode exp/ft/best data/test.tsv --out exp/decode --decoder beam --lexicon exp/lm/lexicon.txt --lm exp/lm/lm.bin
     """
-    from w2v2cli.decode.run import DecodeConfig, decode_manifest, summary_rows  # torch: import on use
-    from w2v2cli.runtime import configure_runtime
+    from w2v2cli.decode.run import decode_manifest, summary_rows  # torch: import on use
 
-    configure_runtime(threads=threads)
-
-    cfg = DecodeConfig(decoder=decoder, lexicon=str(lexicon) if lexicon else None, lm=str(lm) if lm else None,
-                       beam_size=beam, beam_tokens=beam_tokens, beam_threshold=beam_threshold,
-                       lm_weight=lm_weight, word_score=word_score,
-                       batch_seconds=batch_seconds, chunk_seconds=chunk_seconds,
-                       chunk_overlap_seconds=chunk_overlap, device=device, dtype=dtype, progress=progress,
-                       max_bad_files=max_bad_files)
-    res = decode_manifest(ckpt, manifest, out, cfg)
-    table = Table(title=f"decode ({decoder})", header_style="bold")
+    res = decode_manifest(ckpt, manifest, out, dataclasses.replace(options, max_bad_files=max_bad_files))
+    table = Table(title=f"decode ({options.decoder})", header_style="bold")
     table.add_column("")
     table.add_column("value", justify="right")
     for name, value in summary_rows(res):

@@ -13,8 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import (MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype,
-                                  budget_options)
+from w2v2cli.cli._options import MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -55,15 +54,16 @@ def finetune_cmd(
     --config base_1h --out exp/ft --resume auto
     """
     from w2v2cli.runtime import configure_runtime
-    from w2v2cli.train.finetune import ALL_BLANK_EMPTY_SHARE, finetune_config, run_finetuning
+    from w2v2cli.train.ctc_task import ALL_BLANK_EMPTY_SHARE
+    from w2v2cli.train.finetune import finetune_config, run_finetuning
+    from w2v2cli.train.resolve import RunOptions
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
-    if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
-        set_ = (set_ or []) + [f"optim.precision={dtype}"]
-    set_, max_updates = budget_options(set_, max_minutes, max_updates)
-    cfg = finetune_config(config, set_ or [], train, valid or [], max_updates, seed, vocab, vocab_size, console)
-    result = run_finetuning(cfg, out, init, resume=resume, spm_type=spm_type, overrides=set_ or [], console=console)
+    options = RunOptions(train=tuple(train), valid=tuple(valid or ()), max_updates=max_updates,
+                         max_minutes=max_minutes, precision=dtype, seed=seed, vocab=vocab, vocab_size=vocab_size)
+    resolved = finetune_config(config, set_ or [], options, console)
+    result = run_finetuning(resolved, out, init, resume=resume, spm_type=spm_type, console=console)
     rows = []
     if "loss" in result.train_metrics:
         rows.append(("train loss", f"{result.train_metrics['loss']:.4g}"))

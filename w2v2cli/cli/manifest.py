@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.data.manifest import CORPORA, ManifestConfig, build_manifests
+from w2v2cli.data.corpora import CORPORA
+from w2v2cli.data.prepare import ManifestConfig, build_manifests
 
 
 def manifest_cmd(

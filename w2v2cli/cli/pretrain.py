@@ -13,8 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from w2v2cli.cli._options import (MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype,
-                                  budget_options)
+from w2v2cli.cli._options import MaxMinutes, MaxUpdates, Resume, RunDir, Threads, TrainDtype
 from w2v2cli.cli._train_summary import print_train_summary
 
 
@@ -22,8 +21,9 @@ def pretrain_cmd(
     train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv); repeat for multilingual "
                                                      "pretraining, or a .yaml list of {path, lang}.")],
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest (repeatable).")] = None,
-    config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, tiny_fbank, base, large, xlsr) or "
-                                                               "FILE.yaml; see `w2v2 config show NAME`.")] = "base",
+    config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, tiny_fbank, tiny_fbank_rq, base, "
+                                                               "base_fbank_rq, large, xlsr) or FILE.yaml; see `w2v2 "
+                                                               "config show NAME`.")] = "base",
     out: RunDir = Path("exp/pretrain"),
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: KEY=VALUE "
                                                                     "(e.g. optim.lr=5e-4); repeatable.")] = None,
@@ -40,14 +40,13 @@ def pretrain_cmd(
     """
     from w2v2cli.runtime import configure_runtime
     from w2v2cli.train.pretrain import pretrain_config, run_pretraining
+    from w2v2cli.train.resolve import RunOptions
 
     configure_runtime(threads=threads)
     console = Console(stderr=True)
-    if dtype is not None:  # the same as --set optim.precision=DTYPE, after the other --set values
-        set_ = (set_ or []) + [f"optim.precision={dtype}"]
-    set_, max_updates = budget_options(set_, max_minutes, max_updates)
-    cfg = pretrain_config(config, set_ or [], train, valid or [], max_updates, seed)
-    result = run_pretraining(cfg, out, resume=resume, console=console)
+    options = RunOptions(train=tuple(train), valid=tuple(valid or ()), max_updates=max_updates,
+                         max_minutes=max_minutes, precision=dtype, seed=seed)
+    result = run_pretraining(pretrain_config(config, set_ or [], options).cfg, out, resume=resume, console=console)
     m, v = result.train_metrics, result.valid_metrics
     rows = [(f"train {key}", f"{m[key]:.4g}")
             for key in ("loss", "accuracy", "code_perplexity", "prob_perplexity", "audio_s_per_s") if key in m]

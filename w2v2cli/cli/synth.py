@@ -17,8 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from w2v2cli.data.synth import make_commonvoice, make_librispeech, make_mls
 from w2v2cli.errors import ConfigError
+from w2v2cli.synth.commonvoice import make_commonvoice
+from w2v2cli.synth.librispeech import make_librispeech
+from w2v2cli.synth.mls import make_mls
 
 KINDS = ("librispeech", "commonvoice", "mls")
 

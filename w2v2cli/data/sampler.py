@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from w2v2cli.errors import DataError
+from w2v2cli.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ def language_probabilities(amounts: Sequence[float], alpha: float) -> np.ndarray
         raise DataError("multilingual sampling: every language has zero audio")
     p = (amounts / amounts.sum()) ** alpha
     return p / p.sum()
+
+
+def check_batch_limits(max_tokens: int, max_sample_size: int) -> None:
+    """The one rule between the two batch limits: every utterance, cropped to `max_sample_size` samples, must fit a
+    batch of `max_tokens` samples (ConfigError naming the config keys)."""
+    if max_tokens < max_sample_size:
+        raise ConfigError(f"data.max_tokens ({max_tokens}) must be >= data.max_sample_size ({max_sample_size}) so "
+                          "that every utterance fits a batch")
 
 
 class BucketBatchSampler:
@@ -86,9 +94,7 @@ class BucketBatchSampler:
         self.rank, self.world_size, self.update_freq = int(rank), int(world_size), int(update_freq)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
-        if self.max_tokens < self.max_sample_size:
-            raise DataError(f"max_tokens ({max_tokens}) < max_sample_size ({max_sample_size}): some utterances "
-                            "could never fit a batch")
+        check_batch_limits(self.max_tokens, self.max_sample_size)
         keep = self.sizes >= self.min_sample_size
         if drop_longer:  # labelled data cannot be cropped: drop what does not fit
             keep &= self.sizes <= self.max_sample_size

@@ -2,7 +2,7 @@
 
     >>> hyps = greedy_decode(log_probs, lengths, vocab)                     # log_probs [B, F, V]
     >>> hyps[0].text, hyps[0].words, hyps[0].word_times, hyps[0].word_conf
-    >>> beam = BeamSearchDecoder(vocab, BeamConfig(lexicon="exp/lm/lexicon.txt", lm="exp/lm/lm.bin"))
+    >>> beam = BeamSearchDecoder(vocab, DecodeOptions(lexicon="exp/lm/lexicon.txt", lm="exp/lm/lm.bin"))
     >>> hyps = beam(log_probs, lengths)
 
 Beam search is torchaudio's `ctc_decoder` (flashlight-text). Our vocabulary becomes its token list as is
@@ -11,17 +11,17 @@ separator (`|`) as `sil_token`. With a lexicon (`WORD<TAB>W O R D |` per line, s
 lexicon words are produced and the KenLM model scores words; without one the search is lexicon-free and a
 language model, if given, must be over tokens. Times and confidences of a beam hypothesis come from
 force-aligning its words to the emissions (`timestamps.forced_align_words`), so greedy and beam outputs
-carry the same kind of word timing.
+carry the same kind of word timing. The search's options and their defaults are `DecodeOptions`' (options.py).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from w2v2cli.decode.options import DecodeOptions
 from w2v2cli.decode.timestamps import FRAME_SHIFT, WordSegment, forced_align_words, frame_spans, word_segments
 from w2v2cli.errors import ConfigError, DataError
 
@@ -77,22 +77,7 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None, vocab,
     return hyps
 
 
-@dataclass
-class BeamConfig:
-    """Options of the beam search (names follow torchaudio's `ctc_decoder`)."""
-
-    lexicon: str | None = None  # lexicon file; None: lexicon-free search
-    lm: str | None = None  # KenLM model (ARPA or binary); None: no language model
-    beam_size: int = 500
-    beam_size_token: int | None = None  # the N most likely tokens expanded per frame (None: all)
-    beam_threshold: float = 50.0
-    lm_weight: float = 2.0
-    word_score: float = -1.0  # added per word (insertion bonus when positive)
-    sil_score: float = 0.0
-    unk_score: float = -math.inf
-    nbest: int = 1
-    timestamps: bool = True  # force-align each hypothesis for word times and confidences
-    frame_shift: float = FRAME_SHIFT
+BeamConfig = DecodeOptions  # the former name of the beam search's options (the beam fields of DecodeOptions)
 
 
 def check_lexicon(path: str | Path, vocab) -> int:
@@ -122,12 +107,14 @@ def check_lexicon(path: str | Path, vocab) -> int:
 
 
 class BeamSearchDecoder:
-    """torchaudio `ctc_decoder` over our vocabulary; `__call__(log_probs [B, F, V], lengths [B])`."""
+    """torchaudio `ctc_decoder` over our vocabulary; `__call__(log_probs [B, F, V], lengths [B])`. It reads the
+    beam search's fields of `config` (lexicon, lm, beam_size ... timestamps); `frame_shift` is the model's seconds
+    per emission frame, for word times."""
 
-    def __init__(self, vocab, config: BeamConfig | None = None):
+    def __init__(self, vocab, config: DecodeOptions | None = None, frame_shift: float = FRAME_SHIFT):
         from torchaudio.models.decoder import ctc_decoder
 
-        cfg = config or BeamConfig()
+        cfg = config or DecodeOptions()
         if getattr(vocab, "kind", "letters") != "letters" or not vocab.word_sep:
             raise ConfigError("beam search needs a letter vocabulary with a word separator ('|')",
                               hint="use --decoder viterbi for SentencePiece models")
@@ -137,6 +124,7 @@ class BeamSearchDecoder:
             raise DataError(f"{cfg.lm}: no such language model file")
         self.vocab = vocab
         self.config = cfg
+        self.frame_shift = frame_shift
         self.lexicon_free = cfg.lexicon is None
         try:
             self.decoder = ctc_decoder(
@@ -179,7 +167,7 @@ class BeamSearchDecoder:
             text = self._text(best)
             if self.config.timestamps and text:
                 n = int(lengths[b])
-                segs = forced_align_words(emissions[b, :n], text, self.vocab, self.config.frame_shift)
+                segs = forced_align_words(emissions[b, :n], text, self.vocab, self.frame_shift)
                 hyps.append(Hypothesis.from_segments(segs, float(best.score)))
             else:
                 words = text.split()

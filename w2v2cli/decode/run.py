@@ -31,36 +31,13 @@ import numpy as np
 import torch
 
 from w2v2cli.data.labels import reference_words
-from w2v2cli.decode.ctc import BeamConfig, BeamSearchDecoder, Hypothesis, greedy_decode
-from w2v2cli.decode.timestamps import forced_align_words
+from w2v2cli.decode.ctc import BeamSearchDecoder, Hypothesis, greedy_decode
+from w2v2cli.decode.options import DecodeConfig, DecodeOptions
+from w2v2cli.decode.timestamps import SAMPLE_RATE, forced_align_words
 from w2v2cli.decode.writers import utterance_ids, write_alignments, write_outputs
 from w2v2cli.errors import AudioError, ConfigError, DataError
 from w2v2cli.runtime import configure_runtime
 from w2v2cli.score import Counts, corpus_counts, format_percent
-
-SAMPLE_RATE = 16000
-
-
-@dataclass
-class DecodeConfig:
-    """Options of `w2v2 decode` / `w2v2 align`."""
-
-    decoder: str = "viterbi"  # viterbi (greedy best path) | beam
-    lexicon: str | None = None
-    lm: str | None = None
-    beam_size: int = 500
-    beam_tokens: int | None = None  # the N most likely tokens expanded per frame (None: all)
-    beam_threshold: float = 50.0
-    lm_weight: float = 2.0
-    word_score: float = -1.0
-    batch_seconds: float = 200.0  # padded audio per forward batch
-    chunk_seconds: float = 30.0  # files longer than this are decoded in overlapping windows
-    chunk_overlap_seconds: float = 2.0  # context added on each side of a window (its frames are dropped)
-    device: str = "cpu"
-    dtype: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it: w2v2cli.runtime.resolve_dtype)
-    progress: bool = True
-    max_bad_files: int = 10  # unreadable / non-finite audio files skipped before the run stops
-
 
 @dataclass
 class DecodeResult:
@@ -92,25 +69,6 @@ class DecodeResult:
     def rtf(self) -> float:
         """Real-time factor: processing time / audio duration (lower is faster)."""
         return self.elapsed_seconds / self.audio_seconds if self.audio_seconds else float("nan")
-
-
-def check_config(cfg: DecodeConfig) -> None:
-    """ConfigError for inconsistent decoding options (beam options without --decoder beam, ...)."""
-    if cfg.decoder not in ("viterbi", "beam"):
-        raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {cfg.decoder!r}")
-    if cfg.dtype not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"--dtype must be 'auto', 'fp32' or 'bf16', got {cfg.dtype!r}")
-    if cfg.decoder == "viterbi" and (cfg.lexicon or cfg.lm):
-        raise ConfigError("--lexicon/--lm are used by the beam decoder", hint="add --decoder beam")
-    if cfg.lm and not cfg.lexicon:
-        raise ConfigError("--lm needs --lexicon (a word LM scores lexicon words)",
-                          hint="build both with 'w2v2 lm build TEXT --out DIR'")
-    if cfg.beam_size < 1 or (cfg.beam_tokens is not None and cfg.beam_tokens < 1):
-        raise ConfigError(f"--beam and --beam-tokens must be >= 1, got {cfg.beam_size} and {cfg.beam_tokens}")
-    if cfg.batch_seconds <= 0 or cfg.chunk_seconds <= 0 or cfg.chunk_overlap_seconds < 0:
-        raise ConfigError("--batch-seconds and --chunk-seconds must be positive, the overlap non-negative")
-    if cfg.max_bad_files < 0:
-        raise ConfigError(f"--max-bad-files must be >= 0, got {cfg.max_bad_files}")
 
 
 def cast_for_inference(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
@@ -179,7 +137,7 @@ def _windows(samples: int, hop: int, chunk: int, overlap: int) -> list[tuple[int
     return out
 
 
-def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], load, cfg: DecodeConfig,
+def compute_emissions(em: EmissionModel, items: list[tuple[int, Path, int]], load, cfg: DecodeOptions,
                       on_done: Callable[[int, torch.Tensor], None], tick: Callable[[int], None]) -> None:
     """Runs the model over `(index, path, num_samples)` items, calling `on_done(index, log_probs)` as each
     utterance's emissions are complete. Short files are batched by length; long ones go window by window.
@@ -304,14 +262,11 @@ def _write_skipped(out_dir, manifest, ids: list[str], skipped: dict[str, str]) -
     return {"bad_audio.tsv": path}
 
 
-def utterance_decoder(cfg: DecodeConfig, vocab) -> Callable[[torch.Tensor], Hypothesis]:
+def utterance_decoder(cfg: DecodeOptions, vocab) -> Callable[[torch.Tensor], Hypothesis]:
     """The decoder `cfg` asks for, as a function of one utterance's log-probabilities `[frames, vocab]`:
     greedy best path, or the lexicon (+ KenLM) beam search (built once here)."""
     if cfg.decoder == "beam":
-        beam = BeamSearchDecoder(vocab, BeamConfig(lexicon=cfg.lexicon, lm=cfg.lm, beam_size=cfg.beam_size,
-                                                   beam_size_token=cfg.beam_tokens,
-                                                   beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
-                                                   word_score=cfg.word_score))
+        beam = BeamSearchDecoder(vocab, cfg)
         return lambda lp: beam(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
     return lambda lp: greedy_decode(lp.unsqueeze(0), None, vocab)[0]
 
@@ -320,8 +275,8 @@ def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = Non
     """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
     writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
     cfg = cfg or DecodeConfig()
-    check_config(cfg)
-    configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
+    cfg.check()
+    configure_runtime(threads=cfg.threads)  # process-level CPU settings (keep-freed-memory, denormals): runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
     from w2v2cli.checkpoint.formats import load_model_any
@@ -348,8 +303,8 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     """Force-aligns the reference transcripts (`X.wrd` or `X.ltr` beside `X.tsv`) to the audio; writes
     `align.jsonl` (words with start/end/confidence) and `align.ctm`."""
     cfg = cfg or DecodeConfig()
-    check_config(cfg)
-    configure_runtime()  # process-level CPU settings (glibc keep-freed-memory, denormals): w2v2cli/runtime.py
+    cfg.check()
+    configure_runtime(threads=cfg.threads)  # process-level CPU settings (keep-freed-memory, denormals): runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
     if refs is None:

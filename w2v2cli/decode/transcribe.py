@@ -29,23 +29,14 @@ import numpy as np
 import torch
 
 from w2v2cli.decode.ctc import Hypothesis
-from w2v2cli.decode.run import (
-    SAMPLE_RATE, DecodeConfig, EmissionModel, check_config, compute_emissions, utterance_decoder,
-)
+from w2v2cli.decode.options import AUDIO_EXTENSIONS, TranscribeConfig
+from w2v2cli.decode.run import SAMPLE_RATE, EmissionModel, compute_emissions, utterance_decoder
 from w2v2cli.decode.writers import (
     ctm_text, hypothesis_record, srt_text, subtitle_cues, utterance_ids, vtt_text,
 )
 from w2v2cli.errors import AudioError, ConfigError, DataError
 
-AUDIO_EXTENSIONS = ("flac", "wav", "ogg", "opus", "mp3")
 FORMATS = ("text", "jsonl", "srt", "vtt", "ctm")
-
-
-@dataclass
-class TranscribeConfig(DecodeConfig):
-    """`DecodeConfig` plus the file search: extensions (without dots) looked for inside directories."""
-
-    extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 
 
 @dataclass
@@ -139,8 +130,8 @@ def transcribe_files(model: str | os.PathLike | None, inputs: Sequence[str | os.
     from w2v2cli.runtime import configure_runtime
 
     cfg = cfg or TranscribeConfig()
-    check_config(cfg)
-    configure_runtime()  # process-level CPU settings, as for w2v2 decode
+    cfg.check()
+    configure_runtime(threads=cfg.threads)  # process-level CPU settings, as for w2v2 decode
     items = collect_audio(inputs, cfg.extensions, stdin)
     loaded = loaded or load_model_any(model, device="cpu", dict_path=dict_path)
     em = EmissionModel(loaded, cfg.device, cfg.dtype)

@@ -3,6 +3,7 @@
     >>> cfg = model_preset("base")              # wav2vec 2.0 BASE (LibriSpeech 960h)
     >>> cfg = model_preset("xlsr", vocab_size=32)
     >>> cfg = model_preset("xlsr_1b")           # XLS-R 1B: 48 x 1280 (xlsr_2b: 48 x 1920)
+    >>> cfg = model_preset("tiny_fbank_rq")     # the tiny log-mel model pretrained with BEST-RQ (model.objective)
 
 Field names follow fairseq's `Wav2Vec2Config` so imported checkpoints map one to one.
 Values are from the wav2vec 2.0 paper (Baevski et al. 2020) and fairseq's published configs.
@@ -11,11 +12,14 @@ Values are from the wav2vec 2.0 paper (Baevski et al. 2020) and fairseq's publis
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from w2v2cli.errors import ConfigError
 
 ConvSpec = tuple[int, int, int]  # (channels, kernel, stride)
+
+OBJECTIVES = ("contrastive", "bestrq")
 
 DEFAULT_CONV: list[ConvSpec] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
 
@@ -79,6 +83,19 @@ class ModelConfig:
     final_dim: int = 256
     logit_temp: float = 0.1
     latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, end, decay per update
+    # pretraining objective: "contrastive" (wav2vec 2.0: Gumbel quantizer, distractors, diversity loss) or "bestrq"
+    # (BEST-RQ, Chiu et al. 2022: predict the codes a frozen random-projection quantizer gives the stacked log-mel
+    # frames; needs extractor_mode fbank; w2v2cli/model/bestrq.py). A config without the key is contrastive.
+    objective: str = "contrastive"
+    # BEST-RQ only: codes per codebook, code size, codebooks (each with its own projection, codebook and head)
+    rq_codebook_size: int = 8192
+    rq_codebook_dim: int = 16
+    rq_num_codebooks: int = 1
+    # log-mel frames stacked into one target; 0 = one encoder frame's worth (the stride of the conv layers after the
+    # fbank layer: 2 frames of 10 ms for tiny_fbank); at most their receptive field (4 for tiny_fbank)
+    rq_stack_frames: int = 0
+    # seed of the frozen random projection and codebook: the same seed gives the same targets
+    rq_seed: int = 1
     # CTC head: 0 = no head (pretraining / plain encoder)
     vocab_size: int = 0
     # input: layer-norm models were trained on per-utterance normalised audio
@@ -118,6 +135,31 @@ class ModelConfig:
                                   f"model.conv_layers[0]) with model.fbank_freq_masks > 0, got "
                                   f"{self.fbank_freq_mask_width}")
         self.latent_temp = tuple(float(v) for v in self.latent_temp)  # type: ignore[assignment]
+        self._check_objective()
+
+    def _check_objective(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"model.objective must be 'contrastive' or 'bestrq', got {self.objective!r}")
+        for name, low in (("rq_codebook_size", 2), ("rq_codebook_dim", 1), ("rq_num_codebooks", 1),
+                          ("rq_stack_frames", 0), ("rq_seed", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"model.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.rq_seed >= 2**63:
+            raise ConfigError(f"model.rq_seed must be < 2**63, got {self.rq_seed}")
+        if self.objective != "bestrq":
+            return
+        if self.extractor_mode != "fbank":
+            raise ConfigError(f"model.objective: bestrq needs the log-mel front end (model.extractor_mode: fbank), "
+                              f"got extractor_mode {self.extractor_mode}: its targets are quantised log-mel frames",
+                              hint="use the presets tiny_fbank_rq or base_fbank_rq, or model.objective: contrastive "
+                                   "for a raw-waveform model")
+        if len(self.conv_layers) < 2:
+            raise ConfigError("model.objective: bestrq needs a learned conv layer after the fbank layer in "
+                              f"model.conv_layers, got {self.conv_layers}")
+        most = receptive_field(self.conv_layers[1:])
+        if self.rq_stack_frames > most:
+            raise ConfigError(f"model.rq_stack_frames must be at most {most} (the log-mel frames one encoder frame "
+                              f"sees through model.conv_layers[1:]), got {self.rq_stack_frames}")
 
     @property
     def conv_dim(self) -> int:
@@ -148,6 +190,16 @@ class ModelConfig:
             hop *= stride
         return hop
 
+    @property
+    def rq_stride(self) -> int:
+        """BEST-RQ: log-mel frames per encoder frame (the stride of the conv layers after the fbank layer)."""
+        return math.prod(stride for _, _, stride in self.conv_layers[1:])
+
+    @property
+    def rq_stack(self) -> int:
+        """BEST-RQ: log-mel frames stacked into one target (`rq_stack_frames`, 0 = `rq_stride`)."""
+        return self.rq_stack_frames or self.rq_stride
+
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
@@ -176,6 +228,18 @@ PRESETS: dict[str, dict] = {
 # frames a second): trains on 1.8-2.3x the audio per second of `tiny` (bf16-fp32; BENCHMARKS.md, 17th search).
 PRESETS["tiny_fbank"] = dict(PRESETS["tiny"], extractor_mode="fbank",
                              conv_layers=[(80, 400, 160), (192, 3, 1), (128, 2, 2)])
+# BEST-RQ (model.objective: bestrq) on the log-mel models. Chiu et al. 2022 stack 4 frames of 80 mels (one 40 ms
+# encoder frame) and quantise them with one codebook of 8,192 codes of size 16; here one target is one 20 ms encoder
+# frame (2 stacked mel frames, rq_stack_frames 0). Masks as SpeechBrain's BEST-RQ recipe: spans of 4 frames, each
+# frame starting one with probability 0.15, which is mask_prob 0.6 in fairseq's convention that model.mask_prob
+# follows (starts = mask_prob x frames / mask_length; about 48 % of frames masked). The tiny model takes 1,024
+# codes: its corpora are hours, not thousands of hours, and its head stays small (192 x 1,024).
+_RQ = dict(objective="bestrq", rq_codebook_dim=16, rq_num_codebooks=1, mask_prob=0.6, mask_length=4)
+PRESETS["tiny_fbank_rq"] = dict(PRESETS["tiny_fbank"], **_RQ, rq_codebook_size=1024)
+# BASE (12 x 768) behind the log-mel front end with a 512-channel conv stack (conv_dim 512 as BASE), 8,192 codes.
+# The front end's gradient is not scaled down (feature_grad_mult 1): BASE scales it for the raw-waveform conv stack.
+PRESETS["base_fbank_rq"] = dict(PRESETS["base"], **_RQ, rq_codebook_size=8192, extractor_mode="fbank",
+                                conv_layers=[(80, 400, 160), (512, 3, 1), (512, 2, 2)], feature_grad_mult=1.0)
 # XLS-R 1B and 2B (and MMS 1B): the XLSR family at 48 layers, 1280 / 1920 wide, 1024-dim quantized targets.
 PRESETS["xlsr_1b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=1280, encoder_ffn_embed_dim=5120,
                           encoder_attention_heads=16, final_dim=1024)
@@ -184,8 +248,8 @@ PRESETS["xlsr_2b"] = dict(PRESETS["xlsr"], encoder_layers=48, encoder_embed_dim=
 
 
 def model_preset(name: str, **changes) -> ModelConfig:
-    """Returns the named preset ('tiny', 'tiny_fbank', 'base', 'large', 'xlsr', 'xlsr_1b', 'xlsr_2b') with
-    `changes` applied."""
+    """Returns the named preset ('tiny', 'tiny_fbank', 'tiny_fbank_rq', 'base', 'base_fbank_rq', 'large', 'xlsr',
+    'xlsr_1b', 'xlsr_2b') with `changes` applied."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset '{name}'", hint=f"choose one of {', '.join(PRESETS)}")
     return ModelConfig(**{**PRESETS[name], **changes})

@@ -1,7 +1,8 @@
-"""wav2vec 2.0 objectives as plain functions: the pretraining loss and the CTC loss of fine-tuning.
+"""wav2vec 2.0 objectives as plain functions: the pretraining losses (contrastive, BEST-RQ) and the CTC loss.
 
     >>> out = model(waveforms, lengths, temperature=2.0)          # a Wav2Vec2ForPreTraining
     >>> loss_sum, sample_size, metrics = pretraining_loss(out)    # loss_sum / sample_size: loss per masked frame
+    >>> loss_sum, sample_size, metrics = bestrq_loss(rq_model(waveforms, lengths))   # a Wav2Vec2ForBestRQ
 
 Following fairseq, the diversity and feature-penalty terms are multiplied by the sample size (the number of
 masked frames) so that every term of `loss_sum` is a sum over frames and a trainer can divide by the global
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from w2v2cli.model.bestrq import BestRQOutput
 from w2v2cli.model.wav2vec2 import PretrainOutput
 
 
@@ -67,6 +69,34 @@ def pretraining_loss(out: PretrainOutput, diversity_weight: float = 0.1,
         "num_masked": float(sample_size),
     }
     return loss, sample_size, metrics
+
+
+def bestrq_loss(out: BestRQOutput) -> tuple[Tensor, int, dict[str, float]]:
+    """(loss_sum, sample_size, metrics) of BEST-RQ: cross-entropy of the head's logits against the quantizer's codes
+    over the masked frames only, summed over frames and averaged over codebooks (sample_size = masked frames; chance
+    is ln V per frame). Metrics (means over codebooks): loss and accuracy per masked frame, code_usage = distinct
+    target codes in the batch / V, code_perplexity = exp(entropy) of the batch's target codes, num_masked."""
+    m, n, v = out.logits.shape
+    if out.targets.shape != (m, n):
+        raise ValueError(f"targets of shape {tuple(out.targets.shape)} do not match logits of shape {(m, n, v)}")
+    loss = F.cross_entropy(out.logits.float().reshape(m * n, v), out.targets.reshape(m * n), reduction="sum") / n
+    with torch.no_grad():
+        correct = (out.logits.argmax(-1) == out.targets).sum().float() / n
+        offsets = torch.arange(n, device=out.targets.device) * v
+        counts = torch.bincount((out.targets + offsets).reshape(-1), minlength=n * v).view(n, v).float()
+        probs = counts / max(m, 1)
+        usage = (counts > 0).float().sum(1).mean() / v
+        perplexity = torch.exp(-torch.xlogy(probs, probs).sum(1)).mean()
+        stats = torch.stack([loss.detach().float(), correct, usage, perplexity]).cpu().tolist()
+    denom = max(m, 1)
+    metrics = {
+        "loss": stats[0] / denom,
+        "accuracy": stats[1] / denom,
+        "code_usage": stats[2],
+        "code_perplexity": stats[3] if m else 0.0,
+        "num_masked": float(m),
+    }
+    return loss, m, metrics
 
 
 def bits(nats: float) -> float:

@@ -303,9 +303,13 @@ def _init_conv(extractor: ConvFeatureEncoder | FbankFeatureEncoder) -> None:
 
 
 def build_model(cfg: ModelConfig, kind: str) -> nn.Module:
-    """kind "pretrain" -> Wav2Vec2ForPreTraining, "ctc" -> Wav2Vec2ForCTC (needs vocab_size > 0),
-    "encoder" -> Wav2Vec2Model."""
-    if kind == "pretrain":
+    """kind "pretrain" -> Wav2Vec2ForPreTraining (model.objective contrastive) or Wav2Vec2ForBestRQ (bestrq),
+    "ctc" -> Wav2Vec2ForCTC (needs vocab_size > 0), "encoder" -> Wav2Vec2Model."""
+    if kind == "pretrain" and cfg.objective == "bestrq":
+        from w2v2cli.model.bestrq import Wav2Vec2ForBestRQ  # noqa: PLC0415 (bestrq.py builds on this module)
+
+        model = Wav2Vec2ForBestRQ(cfg)
+    elif kind == "pretrain":
         model = Wav2Vec2ForPreTraining(cfg)
     elif kind == "ctc":
         if cfg.vocab_size <= 0:

@@ -20,9 +20,10 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from w2v2cli.config import from_dict, load_yaml, merge_overrides, to_dict
+from w2v2cli.config import Override, from_dict, load_yaml, merge_overrides, to_dict
+from w2v2cli.data.sampler import check_batch_limits
 from w2v2cli.errors import ConfigError
 from w2v2cli.model.config import ModelConfig, PRESETS as MODEL_PRESETS
 
@@ -92,7 +93,7 @@ class DataConfig:
     prefetch_factor: int = 2
     # training batches' length in multiples of this many samples (0 = exact): crop-to-shortest rounds down,
     # padding rounds up. Few distinct shapes, so oneDNN builds few kernels: a new shape every step cost a third of
-    # a bf16 CPU training step (BENCHMARKS.md, "Tenth search"). Validation batches are never changed.
+    # a bf16 CPU training step (bench/ARCHIVE.md, "Tenth search"). Validation batches are never changed.
     length_quantum: int = 0
     # the first N epochs go through the training batches from the shortest to the longest (SortaGrad, Amodei et
     # al. 2016: short utterances are easier to align, which helps CTC out of its all-blank phase); 0 = shuffled
@@ -117,9 +118,7 @@ class DataConfig:
         if self.min_sample_size > self.max_sample_size:
             raise ConfigError(f"data.min_sample_size ({self.min_sample_size}) is larger than "
                               f"data.max_sample_size ({self.max_sample_size})")
-        if self.max_tokens < self.max_sample_size:
-            raise ConfigError(f"data.max_tokens ({self.max_tokens}) must be >= data.max_sample_size "
-                              f"({self.max_sample_size}) so that every utterance fits a batch")
+        check_batch_limits(self.max_tokens, self.max_sample_size)
         if self.sampling_alpha < 0:
             raise ConfigError(f"data.sampling_alpha must be >= 0, got {self.sampling_alpha}")
         if self.num_workers < 0:
@@ -142,7 +141,7 @@ class OptimConfig:
     weight_decay: float = 0.01
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still computed and logged)
     update_freq: int = 1  # micro-batches accumulated per update (per GPU)
-    max_updates: int = 400_000
+    max_updates: int = 400_000  # 0 = no cap, only with max_minutes: the budget alone sets the run's length
     max_epochs: int = 0  # 0 = no limit
     # training-time budget in minutes (0 = none): the run plans its number of updates from its measured speed so
     # that it ends at the budget, and the lr schedule ends with it; max_updates still caps it (w2v2cli/train/budget.py)
@@ -157,8 +156,9 @@ class OptimConfig:
             raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
         if self.update_freq < 1:
             raise ConfigError(f"optim.update_freq must be >= 1, got {self.update_freq}")
-        if self.max_updates < 1:
-            raise ConfigError(f"optim.max_updates must be >= 1, got {self.max_updates}")
+        if self.max_updates < 1 and not (self.max_updates == 0 and self.max_minutes > 0):
+            raise ConfigError(f"optim.max_updates must be >= 1 (or 0 = no cap, with optim.max_minutes), got "
+                              f"{self.max_updates}")
         if not (self.max_minutes >= 0 and math.isfinite(self.max_minutes)):
             raise ConfigError(f"optim.max_minutes must be a number of minutes >= 0 (0 = no budget), got "
                               f"{self.max_minutes}")
@@ -341,7 +341,7 @@ def _finetune(lr: float, updates: int, mask_channel_prob: float, layerdrop: floa
 
 
 def _tiny_ctc() -> dict[str, Any]:
-    # Measured on the synthetic demo corpus (BENCHMARKS.md, "Tiny fine-tuning search"): a model this small, trained
+    # Measured on the synthetic demo corpus (bench/ARCHIVE.md, "Tiny fine-tuning search"): a model this small, trained
     # for minutes, under-fits rather than over-fits, so it trains every part from the first update (no frozen
     # feature encoder or transformer), with no channel masks and lr 2e-3 (5e-3 stays all-blank;
     # the paper's 0.65 masks and 5e-5 are for 95M-parameter models and days of training). From a pretrained model
@@ -361,7 +361,7 @@ def _tiny_ctc() -> dict[str, Any]:
 
 
 #: `tiny_fbank_ctc`'s frequency warping: +-0.1 / 0.2 / 0.3 gave 29.3 / 27.7 / 29.3 % test CER on the demo corpus,
-#: none 31.6 % (seed 42); a second seed: 0.2 30.8 %, none 31.6 % (BENCHMARKS.md, seventeenth search)
+#: none 31.6 % (seed 42); a second seed: 0.2 30.8 %, none 31.6 % (bench/ARCHIVE.md, seventeenth search)
 FBANK_WARP = 0.2
 #: what `tiny_fbank` changes in `tiny`: the log-mel front end
 _FBANK_FRONT_END = {k: MODEL_PRESETS["tiny_fbank"][k] for k in ("extractor_mode", "conv_layers")}
@@ -413,6 +413,30 @@ TRAIN_PRESETS: dict[str, Any] = {
     "xlsr_cv": lambda: _finetune(3e-4, 20_000, 0.25, 0.1, 10_000, mask_prob=0.75, **_VOX),
 }
 
+# BEST-RQ pretraining (model.objective: bestrq, w2v2cli/model/bestrq.py): the model presets of the same names with
+# the data, optimizer and schedule of `tiny_fbank` / `base`. The contrastive loss weights do not apply (0 here).
+_RQ_MODEL_KEYS = ("objective", "rq_codebook_size", "rq_codebook_dim", "rq_num_codebooks", "mask_prob", "mask_length")
+
+
+def _tiny_fbank_rq() -> dict[str, Any]:
+    # `tiny_fbank` (its dropout-free tiny model and schedule) with BEST-RQ: 1,024 codes, spans of 4 frames at 0.6
+    cfg = _tiny_fbank()
+    cfg["model"].update({k: MODEL_PRESETS["tiny_fbank_rq"][k] for k in _RQ_MODEL_KEYS})
+    cfg["task"] = {"diversity_weight": 0.0, "feature_penalty_weight": 0.0}
+    return cfg
+
+
+def _base_fbank_rq() -> dict[str, Any]:
+    # BASE's pretraining recipe (lr 5e-4, 400k updates, 32k warm-up, 1.4M samples per GPU) for `base_fbank_rq`
+    cfg = _base()
+    cfg["model"] = dict(MODEL_PRESETS["base_fbank_rq"])
+    cfg["task"] = {"diversity_weight": 0.0, "feature_penalty_weight": 0.0}
+    return cfg
+
+
+TRAIN_PRESETS["tiny_fbank_rq"] = _tiny_fbank_rq
+TRAIN_PRESETS["base_fbank_rq"] = _base_fbank_rq
+
 
 def preset_dict(name: str) -> dict[str, Any]:
     """The preset as a plain nested dict (before type checking)."""
@@ -438,7 +462,7 @@ def training_preset(name: str, overrides: list[str] | None = None, **changes: An
     return from_dict(TrainConfig, data, source=f"preset '{name}'")
 
 
-def load_train_config(spec: str, overrides: list[str] | None = None) -> TrainConfig:
+def load_train_config(spec: str, overrides: Sequence[str | Override] | None = None) -> TrainConfig:
     """`spec` is a preset name or a YAML file; a file may start from a preset with `preset: NAME`."""
     path = Path(spec)
     if spec.endswith((".yaml", ".yml")) or path.exists():

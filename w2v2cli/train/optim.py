@@ -23,19 +23,24 @@ from torch import nn
 from w2v2cli.train.config import LRConfig, OptimConfig
 
 
-def lr_at(update: int, peak: float, cfg: LRConfig, max_updates: int) -> float:
-    """Learning rate for the update numbered `update` (0-based: the first step uses lr_at(0, ...))."""
+def lr_at(update: int, peak: float, cfg: LRConfig, max_updates: int | None) -> float:
+    """Learning rate for the update numbered `update` (0-based: the first step uses lr_at(0, ...)). `max_updates`
+    None: the run's length is not known yet (a time budget before its first plan): the schedule as if endless."""
     if cfg.scheduler == "constant":
         return peak
     if cfg.scheduler == "polynomial":
         warmup = cfg.warmup_updates
         if warmup > 0 and update < warmup:
             return peak * (update + 1) / warmup
+        if max_updates is None:
+            return peak
         if update >= max_updates:
             return cfg.end_lr
         remaining = 1.0 - (update - warmup) / max(1, max_updates - warmup)
         return (peak - cfg.end_lr) * remaining ** cfg.power + cfg.end_lr
     # tri_stage
+    if max_updates is None:  # the warm-up of an endless run has not left its start
+        return cfg.init_lr_scale * peak
     warmup = int(cfg.phase_ratio[0] * max_updates)
     hold = int(cfg.phase_ratio[1] * max_updates)
     decay = max(1, max_updates - warmup - hold)

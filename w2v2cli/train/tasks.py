@@ -1,6 +1,6 @@
 """Tasks: what differs between pretraining and fine-tuning. The `Trainer` loop is shared and never forked.
 
-    >>> task = PretrainTask(cfg)                      # contrastive + diversity + feature penalty
+    >>> task = PretrainTask(cfg)                      # contrastive + diversity + feature penalty, or BEST-RQ
     >>> result = train(cfg, task, out_dir="exp/pt")   # w2v2cli.train.trainer.train
 
 A task builds the model, turns a `Batch` into `(loss_sum, sample_size, metrics)` where `loss_sum / sample_size`
@@ -74,10 +74,18 @@ class Task(Protocol):
 #: Code perplexity below this share of G x V after warm-up is reported as codebook collapse (healthy tiny runs keep
 #: 15-25 %; the collapse seen with a fast temperature decay fell to 5 %).
 COLLAPSE_SHARE = 0.08
+#: BEST-RQ: a validation whose masked frames' targets use fewer than this share of the codes they could use
+#: (min(V, masked frames)) is reported: the quantizer's frozen targets then carry little information.
+RQ_USAGE_SHARE = 0.05
+#: BEST-RQ: a training accuracy below this many times chance (1 / V) after warm-up is reported as "at chance".
+RQ_CHANCE_FACTOR = 3.0
+#: BEST-RQ validation sums: the masked frames' target counts, one key per used code ("rq_code.BOOK.CODE")
+RQ_CODE_KEY = "rq_code."
 
 
 class PretrainTask:
-    """wav2vec 2.0 self-supervised objective (w2v2cli.model.losses.pretraining_loss)."""
+    """Self-supervised pretraining with `model.objective`: wav2vec 2.0's contrastive objective
+    (w2v2cli.model.losses.pretraining_loss) or BEST-RQ (`bestrq_loss`). The trainer sees one task either way."""
 
     kind = "pretrain"
     vocab = None
@@ -85,7 +93,9 @@ class PretrainTask:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.chance = math.log(cfg.model.num_negatives + 1)
+        self.bestrq = cfg.model.objective == "bestrq"
+        # the per-frame loss of a model that knows nothing: ln(K + 1) distractors + target, or ln(V) codes
+        self.chance = math.log(cfg.model.rq_codebook_size if self.bestrq else cfg.model.num_negatives + 1)
         self.total_updates = cfg.optim.max_updates
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
@@ -105,27 +115,67 @@ class PretrainTask:
         return gumbel_temperature(self.cfg.model.latent_temp, update)
 
     def log_metrics(self, update: int) -> dict[str, float]:
-        return {"temperature": self.temperature(update)}
+        return {} if self.bestrq else {"temperature": self.temperature(update)}
 
     def compute_loss(self, model: nn.Module, batch: Batch, update: int) -> tuple[torch.Tensor, int, dict[str, float]]:
-        from w2v2cli.model.losses import pretraining_loss
+        from w2v2cli.model.losses import bestrq_loss, pretraining_loss
 
+        if self.bestrq:
+            return bestrq_loss(model(batch.waveforms, batch.lengths))
         out = model(batch.waveforms, batch.lengths, temperature=self.temperature(update))
         return pretraining_loss(out, self.cfg.task.diversity_weight, self.cfg.task.feature_penalty_weight)
 
     def valid_step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        if self.bestrq:
+            return self._bestrq_valid_step(model, batch)
         loss, sample_size, m = self.compute_loss(model, batch, update=10**9)  # final temperature
         w = float(sample_size)
         return {"loss_sum": float(loss), "sample_size": w, "contrastive_sum": m["contrastive"] * w,
                 "correct": m["accuracy"] * w, "code_perplexity_sum": m["code_perplexity"] * w}
 
+    def _bestrq_valid_step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        """Loss and accuracy sums, and the count of every target code the batch's masked frames use (summed over
+        batches and ranks, they give the validation's code usage and perplexity)."""
+        from w2v2cli.model.losses import bestrq_loss
+
+        out = model(batch.waveforms, batch.lengths)
+        loss, sample_size, m = bestrq_loss(out)
+        w = float(sample_size)
+        sums = {"loss_sum": float(loss.detach()), "sample_size": w, "correct": m["accuracy"] * w}
+        for book in range(out.targets.shape[1]):
+            codes, counts = torch.unique(out.targets[:, book], return_counts=True)
+            for code, count in zip(codes.tolist(), counts.tolist()):
+                sums[f"{RQ_CODE_KEY}{book}.{code}"] = float(count)
+        return sums
+
     def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         n = max(sums.get("sample_size", 0.0), 1.0)
+        if self.bestrq:
+            usage, perplexity = self._code_stats(sums)
+            return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct"] / n, "code_usage": usage,
+                    "code_perplexity": perplexity, "num_masked": sums["sample_size"]}
         return {"loss": sums["loss_sum"] / n, "contrastive": sums["contrastive_sum"] / n,
                 "accuracy": sums["correct"] / n, "code_perplexity": sums["code_perplexity_sum"] / n,
                 "num_masked": sums["sample_size"]}
 
+    def _code_stats(self, sums: dict[str, float]) -> tuple[float, float]:
+        """(distinct codes / V, exp(entropy) of the codes), means over the codebooks, from the validation sums."""
+        books = self.cfg.model.rq_num_codebooks
+        counts: list[list[float]] = [[] for _ in range(books)]
+        for key, value in sums.items():
+            if key.startswith(RQ_CODE_KEY) and value > 0:
+                counts[int(key[len(RQ_CODE_KEY):].split(".")[0])].append(value)
+        usage = perplexity = 0.0
+        for book in counts:
+            total = sum(book)
+            usage += len(book) / self.cfg.model.rq_codebook_size
+            if total:
+                perplexity += math.exp(-sum(c / total * math.log(c / total) for c in book))
+        return usage / books, perplexity / books
+
     def health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        if self.bestrq:
+            return self._bestrq_health(metrics, update)
         out = []
         warm = max(self.cfg.lr.warmup_updates, 1)
         contrastive = metrics.get("contrastive")
@@ -142,8 +192,32 @@ class PretrainTask:
                                     "(model.latent_temp) or lower optim.lr"))
         return out
 
-    def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+    def _bestrq_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        warm = max(self.cfg.lr.warmup_updates, 1)
+        accuracy = metrics.get("accuracy")
+        codes = self.cfg.model.rq_codebook_size
+        if accuracy is not None and update > 2 * warm and accuracy < RQ_CHANCE_FACTOR / codes:
+            return [("chance", f"BEST-RQ accuracy {accuracy:.4f} is still at chance level 1/{codes} = {1 / codes:.4f} "
+                               f"after warm-up (loss {metrics.get('loss', float('nan')):.3f}, chance ln({codes}) = "
+                               f"{self.chance:.3f}): the model does not predict the masked frames' codes (lr too "
+                               "high/low? too little audio per batch? no masked frames?)")]
         return []
+
+    def valid_health(self, metrics: dict[str, float], update: int) -> list[tuple[str, str]]:
+        usage, masked = metrics.get("code_usage"), metrics.get("num_masked", 0.0)
+        if not self.bestrq or usage is None or not masked:
+            return []
+        codes = self.cfg.model.rq_codebook_size
+        used = usage * codes
+        possible = min(codes, masked)
+        if used >= RQ_USAGE_SHARE * possible:
+            return []
+        return [("code_usage", f"BEST-RQ targets use {used:.0f} of {codes} codes over the validation's {masked:.0f} "
+                               f"masked frames (< {100 * RQ_USAGE_SHARE:.0f} % of the {possible:.0f} they could use; "
+                               f"perplexity {metrics.get('code_perplexity', float('nan')):.1f}): the frozen targets "
+                               "carry little information. The log-mel frames may vary little (silence, constant or "
+                               "clipped audio, another sample rate than 16 kHz); another model.rq_seed or a smaller "
+                               "model.rq_codebook_dim spreads them over more codes")]
 
     def data_warnings(self) -> list[str]:
         return []

@@ -6,7 +6,7 @@
 Prints one line per language: `TAG KIND LANG EXT FOLDER` (TAG = cv_LANG or mls_LANG, the recipe's unit name; EXT the
 audio extension; FOLDER last, so it may contain spaces).
 Common Voice: CORPUS/LANG/ with clips/ and train.tsv. MLS: CORPUS/mls_LANGUAGE/ (FLAC) or CORPUS/mls_LANGUAGE_opus/,
-LANGUAGE the English name of the code (de -> german; the table is w2v2cli.data.manifest.MLS_LANGS). With KIND auto
+LANGUAGE the English name of the code (de -> german; the table is w2v2cli.data.corpora.MLS_LANGS). With KIND auto
 a language found in both is an error asking for LANG:cv or LANG:mls; a language found in neither names both places.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from w2v2cli.data.manifest import MLS_LANGS
+from w2v2cli.data.corpora import MLS_LANGS
 
 
 def find(corpus: Path, lang: str, kind: str) -> tuple[str, Path, str]:

@@ -1,6 +1,6 @@
 """A seeded sentence generator (small grammars + word lists) for synthetic corpora, per language.
 
-    >>> from w2v2cli.data.sentences import SentenceGenerator, sentence_pool
+    >>> from w2v2cli.synth.sentences import SentenceGenerator, sentence_pool
     >>> gen = SentenceGenerator("de", seed=3)
     >>> gen.sentence()        # e.g. 'Gestern öffnete der Hund einen Schlüssel auf dem Markt.'
     >>> sentence_pool("The dog slept.")    # 'train', 'dev' or 'test', fixed by the text itself
@@ -25,7 +25,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterator
 
-from w2v2cli.data import lexicon_en
+from w2v2cli.synth import lexicon_en
 
 LANGUAGES = ("en", "de", "fr", "es")
 
@@ -195,7 +195,7 @@ class SentenceGenerator:
         return f"{r.choice(self.t['prepositions'])} the {adj}{self._pick('place_nouns')}"
 
     def _en(self) -> str:
-        r, t = self.rng, self.t
+        r = self.rng
         subj = self._pick("names") if r.random() < 0.25 else self._en_np("nouns")
         if r.random() < 0.65:
             clause = f"{subj} {self._pick('tverbs')} {self._en_np('things')}"
@@ -205,8 +205,14 @@ class SentenceGenerator:
             clause += " " + self._pick("adverbs")
         if r.random() < 0.5:
             clause += " " + self._en_place()
+        return self._with_time(clause)
+
+    def _with_time(self, clause: str) -> str:
+        """Sometimes (30 %) a time phrase before or after the clause (English, French, Spanish)."""
+        r, t = self.rng, self.t
         if r.random() < 0.3:
-            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
+            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 \
+                else (clause + " " + r.choice(t["times"]))
         return clause
 
     # --- German ----------------------------------------------------------------------------
@@ -252,17 +258,7 @@ class SentenceGenerator:
         return np_
 
     def _fr(self) -> str:
-        r, t = self.rng, self.t
-        subj = r.choice(t["names"]) if r.random() < 0.25 else self._fr_np("nouns", True)
-        if r.random() < 0.65:
-            clause = f"{subj} {r.choice(t['tverbs'])} {self._fr_np('things', r.random() < 0.5)}"
-        else:
-            clause = f"{subj} {r.choice(t['iverbs'])}"
-        if r.random() < 0.5:
-            clause += " " + r.choice(t["places"])
-        if r.random() < 0.3:
-            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
-        return clause
+        return self._romance(self._fr_np)
 
     # --- Spanish ---------------------------------------------------------------------------
     def _es_np(self, pool: str, definite: bool) -> str:
@@ -275,17 +271,20 @@ class SentenceGenerator:
         return np_
 
     def _es(self) -> str:
+        return self._romance(self._es_np)
+
+    # --- French and Spanish share their clause shape ------------------------------------------
+    def _romance(self, np_: Callable[[str, bool], str]) -> str:
+        """Subject, verb (and object), maybe a place and a time; `np_(pool, definite)` makes the noun phrases."""
         r, t = self.rng, self.t
-        subj = r.choice(t["names"]) if r.random() < 0.25 else self._es_np("nouns", True)
+        subj = r.choice(t["names"]) if r.random() < 0.25 else np_("nouns", True)
         if r.random() < 0.65:
-            clause = f"{subj} {r.choice(t['tverbs'])} {self._es_np('things', r.random() < 0.5)}"
+            clause = f"{subj} {r.choice(t['tverbs'])} {np_('things', r.random() < 0.5)}"
         else:
             clause = f"{subj} {r.choice(t['iverbs'])}"
         if r.random() < 0.5:
             clause += " " + r.choice(t["places"])
-        if r.random() < 0.3:
-            clause = (r.choice(t["times"]) + " " + clause) if r.random() < 0.5 else (clause + " " + r.choice(t["times"]))
-        return clause
+        return self._with_time(clause)
 
     # --- sentences -------------------------------------------------------------------------
     def _raw(self) -> str:

@@ -1,4 +1,4 @@
-"""English word lists for the synthetic sentence grammar (`w2v2cli.data.sentences`), about 2,400 words.
+"""English word lists for the synthetic sentence grammar (`w2v2cli.synth.sentences`), about 2,400 words.
 
 Each list is ordered roughly from common to rare; the grammar draws from it with Zipf-like weights, so a
 corpus has frequent and rare words as real text does. Words are lower case, letters only.
