@@ -4,7 +4,8 @@
     python3 local/results.py exp/demo/decode        # reads DIR/MODEL_DECODER/report/summary.json
 
 Rows are `MODEL_DECODER` directories (e.g. pretrained_viterbi, pretrained_beam, scratch_viterbi), printed
-greedy first, then with the language model.
+greedy first, then with the language model; with both a pretrained and a scratch model, the relative error
+reduction that pretraining brings, per decoder.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def main() -> int:
     print(f"{'model':<12} {'decoder':<12} {'WER %':>7} {'CER %':>7} {'utts':>5}")
     for _, model, decoder, wer, cer, n in sorted(rows):
         print(f"{model:<12} {decoder:<12} {wer:>7.2f} {cer:>7.2f} {n:>5}")
+    scores = {(model, decoder): (wer, cer) for _, model, decoder, wer, cer, _ in rows}
+    for decoder in ("greedy", "4-gram beam"):
+        pre, scratch = scores.get(("pretrained", decoder)), scores.get(("scratch", decoder))
+        if pre and scratch and scratch[0] > 0 and scratch[1] > 0:
+            print(f"pretraining vs scratch, {decoder}: WER {100 * (1 - pre[0] / scratch[0]):+.1f} % lower, "
+                  f"CER {100 * (1 - pre[1] / scratch[1]):+.1f} % lower (relative)")
     return 0
 
 
