@@ -17,8 +17,8 @@ from w2v2cli.train.logging import METRICS_FILE, read_metrics
 # (metric keys drawn together, panel title)
 PANELS = [
     (("loss", "contrastive"), "loss (nats per item)"),
-    (("accuracy",), "contrastive accuracy"),
-    (("code_perplexity", "prob_perplexity"), "codebook perplexity"),
+    (("accuracy",), "accuracy (masked frames)"),
+    (("code_perplexity", "prob_perplexity"), "code perplexity"),
     (("wer", "cer"), "error rate"),
     (("temperature",), "Gumbel temperature"),
     (("lr",), "learning rate"),
