@@ -12,8 +12,8 @@ install:
 demo: install
 	bash recipes/demo/run.sh
 
-# The low-resource setting: pretraining (BEST-RQ) on all 4.5 h of audio, then CTC on 15 minutes of labels from 8
-# voices, once from the pretrained model and once from scratch: the table shows what unlabelled audio buys.
+# The low-resource setting: pretraining (BEST-RQ) on all 4.5 h of audio, then CTC on the labels of 8 voices (up to
+# 15 minutes; they hold 8.2), once from the pretrained model and once from scratch, side by side in one table.
 demo-lowres: install
 	bash recipes/demo/run.sh --dir ../../exp/demo-lowres --config tiny_fbank_rq --labeled-speakers 8 \
 	  --labeled-minutes 15 --scratch true --pretrain-minutes 10 --finetune-minutes 4 --finetune-mask-prob 0.3

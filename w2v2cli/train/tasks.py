@@ -31,7 +31,8 @@ class Task(Protocol):
     kind: str  # checkpoint kind written with the weights: "pretrain" | "ctc"
     vocab: Any  # w2v2cli.vocab.Vocabulary for CTC, None for pretraining
     sum_metrics: tuple[str, ...]  # metrics summed over micro-batches/ranks; the others are sample-size weighted
-    total_updates: int  # the run's length (optim.max_updates, or a time budget's plan): set by the trainer
+    total_updates: int | None  # the run's length (optim.max_updates, or a time budget's plan; None until a budget
+    # without a cap is planned): set by the trainer
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         """A fresh model (random or from an --init checkpoint); the trainer restores weights on resume."""
@@ -96,7 +97,7 @@ class PretrainTask:
         self.bestrq = cfg.model.objective == "bestrq"
         # the per-frame loss of a model that knows nothing: ln(K + 1) distractors + target, or ln(V) codes
         self.chance = math.log(cfg.model.rq_codebook_size if self.bestrq else cfg.model.num_negatives + 1)
-        self.total_updates = cfg.optim.max_updates
+        self.total_updates: int | None = cfg.optim.max_updates or None  # as CTCTask's
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         from w2v2cli.model import build_model
