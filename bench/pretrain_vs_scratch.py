@@ -75,7 +75,8 @@ def run(cmd: list[str], env: dict, logfile: Path, timeout: float | None = None) 
 
 
 #: pretraining preset -> the fine-tuning preset `w2v2 finetune --config PRESET` means
-CTC_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc", "tiny_fbank_rq": "tiny_fbank_ctc"}
+CTC_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc", "tiny_fbank_rq": "tiny_fbank_ctc",
+                   "tiny_fbank_km": "tiny_fbank_ctc"}
 
 
 def pretrain_once(w2v2: list[str], env: dict, work: Path, data: Path, train_all: Path, config: str, tag: str,

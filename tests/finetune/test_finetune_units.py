@@ -377,3 +377,41 @@ def test_pretrained_lr_scale_slows_the_init_weights_only(four, pretrain_ckpt, tm
         with pytest.raises(ConfigError, match="task.pretrained_lr_scale must be in"):
             resolve_finetune([four], tmp_path / "c", init=str(pretrain_ckpt), config="tiny",
                              overrides=[f"task.pretrained_lr_scale={bad}"])
+
+
+# ---------------------------------------------------------------------------------------------- output bias
+def test_label_prior_bias_is_the_log_share_of_frames_by_hand():
+    from w2v2cli.train.ctc_task import UNSEEN_SHARE, label_prior_bias
+
+    bias = label_prior_bias([[1, 2, 2], [2, 3]], frames=20, vocab_size=5, blank=0)
+    share = bias.exp()
+    # tokens: 1 once, 2 three times, 3 once in 20 frames; the blank the 15 left; 4 never seen
+    want = torch.tensor([15 / 20, 1 / 20, 3 / 20, 1 / 20, UNSEEN_SHARE])
+    assert torch.allclose(share, want / want.sum(), atol=1e-6) and share.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_output_bias_prior_sets_a_fresh_head_and_lowers_the_first_loss(four):
+    from w2v2cli.data.dataset import AudioDataset
+    from w2v2cli.data.sampler import BatchSpec
+    from w2v2cli.model.losses import ctc_loss
+
+    vocab = Vocabulary.from_fairseq_dict(four.parent / "dict.ltr.txt")
+    targets = encode_labels(four, vocab, "ltr")
+    ds = AudioDataset.from_manifests([four], targets=targets)
+    losses = {}
+    for mode in ("zero", "prior"):
+        task = _task(vocab, **{"task.output_bias": mode})
+        torch.manual_seed(0)
+        model = task.build_model(task.cfg).eval()
+        notes = task.prepare_model(model, ds)
+        assert (notes != []) == (mode == "prior")
+        batch = ds.load(BatchSpec(0, 0, (0, 1, 2, 3)))
+        with torch.no_grad():
+            logits, lengths = model(batch.waveforms, batch.lengths)
+        losses[mode] = float(ctc_loss(logits, lengths, batch.targets, batch.target_lengths, vocab.blank)[0]) / \
+            float(batch.target_lengths.sum())
+    frames = int(model.wav2vec2.output_lengths(torch.as_tensor(ds.sizes)).sum())
+    assert "label prior over %d training frames" % frames in notes[0]
+    assert losses["prior"] < 0.8 * losses["zero"], losses
+    with pytest.raises(ConfigError, match="task.output_bias"):
+        training_preset("tiny_ctc", **{"task.output_bias": "uniform"})

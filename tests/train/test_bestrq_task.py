@@ -221,3 +221,35 @@ def test_short_training_learns_and_resumes_bit_for_bit(tones, tmp_path):
     again = {r["update"]: r["loss"] for r in read_metrics(run) if r.get("split") == "train"}
     assert sorted(again) == list(range(1, 51))
     assert all(again[u] == train[u]["loss"] for u in range(41, 51))
+
+
+def test_kmeans_targets_are_fitted_before_the_first_update_and_restored_on_resume(tones, tmp_path):
+    """tiny_fbank_km for 30 updates on the tones: the trainer fits the centroids on the training audio before the
+    first update (the loss starts near ln 256 and falls), they stay frozen, and a resumed run takes them from its
+    checkpoint rather than fitting again (centroids permuted in the update-20 checkpoint stay permuted)."""
+    from safetensors.torch import load_file, save_file
+
+    from w2v2cli.train.logging import read_metrics
+    from w2v2cli.train.pretrain import pretrain
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    sets = FAST + ["checkpoint.save_interval_updates=20", "checkpoint.keep_last=2", "model.rq_codebook_size=32"]
+    result = pretrain([tones], run, config="tiny_fbank_km", overrides=sets, max_updates=30)
+    train = {r["update"]: r for r in read_metrics(run) if r.get("split") == "train"}
+    assert train[1]["loss"] == pytest.approx(math.log(32), abs=0.7)
+    assert sum(train[u]["accuracy"] for u in range(26, 31)) / 5 > 8 / 32  # chance 1/32; measured ~0.5
+    at20 = load_file(str(run / "checkpoints" / "update_00000020" / "model.safetensors"))
+    at30 = load_file(str(result.last_checkpoint / "model.safetensors"))
+    assert bool(at30["rq_quantizer.fitted"]) and at30["rq_quantizer.centroids"].abs().sum() > 0
+    assert torch.equal(at20["rq_quantizer.centroids"], at30["rq_quantizer.centroids"])
+    # resume from update 20 with the centroids' order reversed: the resumed run keeps the checkpoint's
+    shutil.rmtree(run / "checkpoints" / "update_00000030")
+    (run / "checkpoint_last").unlink(missing_ok=True)
+    path = run / "checkpoints" / "update_00000020" / "model.safetensors"
+    at20["rq_quantizer.centroids"] = at20["rq_quantizer.centroids"].flip(1).contiguous()
+    save_file(at20, str(path))
+    (path.parent / "model.safetensors.sha256").unlink(missing_ok=True)
+    again = pretrain([tones], run, config="tiny_fbank_km", overrides=sets, max_updates=30, resume="auto")
+    final = load_file(str(again.last_checkpoint / "model.safetensors"))
+    assert torch.equal(final["rq_quantizer.centroids"], at20["rq_quantizer.centroids"])

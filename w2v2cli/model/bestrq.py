@@ -13,6 +13,10 @@ masked frames, with cross-entropy over the masked frames only (no distractors, n
 `rq_num_codebooks` N > 1 each codebook has its own projection, codebook and head, and the loss of a frame is the
 mean over the N codebooks (so chance stays ln V and the learning rate does not depend on N).
 
+Targets from k-means (`model.rq_targets: kmeans`, `KMeansQuantizer`): the nearest of `rq_codebook_size` centroids
+(Euclidean) of the same stacked frames, fitted on training audio before the first update (`fit_targets`): the
+targets of HuBERT's first iteration (Hsu et al. 2021: k-means of MFCCs), kept frozen as BEST-RQ's are.
+
 Where the targets come from: `FbankFeatureEncoder.log_mel` of the same audio, without the training-time warping
 and frequency masks, so inputs and targets see the same features (the same filterbank and the same per-utterance
 mean/variance normalisation over the utterance's valid frames). The front end makes a mel frame every 10 ms and
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +111,106 @@ class RandomProjectionQuantizer(nn.Module):
 
 
 @dataclass
+class KMeansFit:
+    """What fitting k-means targets did: frames used, Lloyd iterations run, mean squared distance to the nearest
+    centroid (inertia per frame), and the number of frames in the smallest and largest cluster."""
+
+    frames: int
+    iterations: int
+    inertia: float
+    smallest: int
+    largest: int
+
+
+class KMeansQuantizer(nn.Module):
+    """HuBERT-style frozen targets (Hsu et al. 2021, first iteration): `[..., in_features]` -> codes `[..., 1]`
+    (long), the index of the nearest centroid (Euclidean) of `centroids [1, codebook_size, in_features]`.
+
+    The centroids are a persistent buffer, zero until `fit` (k-means++ seeding drawn from a CPU generator seeded with
+    `seed`, then Lloyd iterations, on the CPU in float32) and saved with the checkpoint; `fitted` (a buffer too)
+    says whether they were. Codes of an unfitted quantizer are refused (RuntimeError): the trainer fits it before
+    the first update (`PretrainTask.prepare_model`). Computed in float32 without autocast.
+    """
+
+    def __init__(self, in_features: int, codebook_size: int, seed: int = 1):
+        super().__init__()
+        self.in_features, self.codebook_size, self.seed = in_features, codebook_size, seed
+        self.num_codebooks = 1
+        self.register_buffer("centroids", torch.zeros(1, codebook_size, in_features))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"expected [..., {self.in_features}] features, got shape {tuple(x.shape)}")
+        if not bool(self.fitted):
+            raise RuntimeError("k-means targets asked of a quantizer that was never fitted (KMeansQuantizer.fit)")
+        lead = x.shape[:-1]
+        with torch.autocast(x.device.type, enabled=False):
+            codes = nearest(x.reshape(-1, self.in_features).float(), self.centroids[0].float())
+        return codes.reshape(*lead, 1)
+
+    @torch.no_grad()
+    def fit(self, feats: Tensor, iterations: int = 50) -> KMeansFit:
+        """k-means of `feats [T, in_features]` (T >= codebook_size) into the centroids; returns a `KMeansFit`."""
+        if feats.dim() != 2 or feats.shape[1] != self.in_features:
+            raise ValueError(f"expected frames of shape [T, {self.in_features}], got {tuple(feats.shape)}")
+        if feats.shape[0] < self.codebook_size:
+            raise ValueError(f"k-means of {self.codebook_size} centroids needs at least as many frames, got "
+                             f"{feats.shape[0]}")
+        x = feats.detach().float().cpu()
+        centroids = kmeans_plus_plus(x, self.codebook_size, torch.Generator().manual_seed(self.seed))
+        codes, done = nearest(x, centroids), 0
+        for done in range(1, iterations + 1):
+            centroids = _lloyd_means(x, codes, centroids)
+            new = nearest(x, centroids)
+            if torch.equal(new, codes):
+                break
+            codes = new
+        counts = torch.bincount(codes, minlength=self.codebook_size)
+        inertia = float(((x - centroids[codes]) ** 2).sum(1).mean())
+        self.centroids.copy_(centroids.unsqueeze(0).to(self.centroids))
+        self.fitted.fill_(True)
+        return KMeansFit(x.shape[0], done, inertia, int(counts.min()), int(counts.max()))
+
+
+def nearest(x: Tensor, centroids: Tensor, chunk: int = 65536) -> Tensor:
+    """Index of the nearest row of `centroids [K, D]` (Euclidean) for each row of `x [T, D]`, in chunks of rows."""
+    c2 = (centroids * centroids).sum(1)
+    out = [(c2 - 2.0 * part @ centroids.T).argmin(1) for part in x.split(chunk)]  # ||x||^2 is the same for all K
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
+def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): `k` rows of `x [T, D]`, each drawn with probability
+    proportional to its squared distance to the nearest row drawn so far."""
+    first = int(torch.randint(x.shape[0], (1,), generator=generator))
+    chosen = [first]
+    d2 = ((x - x[first]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = float(d2.sum())
+        pick = int(torch.multinomial(d2 / total, 1, generator=generator)) if total > 0 else \
+            int(torch.randint(x.shape[0], (1,), generator=generator))
+        chosen.append(pick)
+        d2 = torch.minimum(d2, ((x - x[pick]) ** 2).sum(1))
+    return x[chosen].clone()
+
+
+def _lloyd_means(x: Tensor, codes: Tensor, centroids: Tensor) -> Tensor:
+    """One Lloyd update: each centroid moves to the mean of its frames; an empty one takes the frame farthest from
+    its own centroid (so no centroid is wasted)."""
+    k = centroids.shape[0]
+    sums = torch.zeros_like(centroids).index_add_(0, codes, x)
+    counts = torch.bincount(codes, minlength=k)
+    new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None].to(x.dtype), centroids)
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        far = ((x - new[codes]) ** 2).sum(1).topk(len(empty)).indices
+        new[empty] = x[far]
+    return new
+
+
+@dataclass
 class BestRQOutput:
     """logits `[M, N, V]` of the head at the M masked frames of the batch (in the row-major order of the mask),
     N codebooks of V codes; targets `[M, N]` the quantizer's codes there; num_masked = M."""
@@ -129,8 +234,12 @@ class Wav2Vec2ForBestRQ(nn.Module):
         self.stack, self.stride = cfg.rq_stack, cfg.rq_stride
         # the stacked frames sit in the middle of the mel frames one encoder frame sees
         self.offset = (receptive_field(cfg.conv_layers[1:]) - self.stack) // 2
-        self.rq_quantizer = RandomProjectionQuantizer(n_mels * self.stack, cfg.rq_codebook_size, cfg.rq_codebook_dim,
-                                                      cfg.rq_num_codebooks, cfg.rq_seed)
+        self.rq_quantizer: RandomProjectionQuantizer | KMeansQuantizer
+        if cfg.rq_targets == "kmeans":
+            self.rq_quantizer = KMeansQuantizer(n_mels * self.stack, cfg.rq_codebook_size, cfg.rq_seed)
+        else:
+            self.rq_quantizer = RandomProjectionQuantizer(n_mels * self.stack, cfg.rq_codebook_size,
+                                                          cfg.rq_codebook_dim, cfg.rq_num_codebooks, cfg.rq_seed)
         self.rq_head = nn.Linear(cfg.encoder_embed_dim, cfg.rq_num_codebooks * cfg.rq_codebook_size)
 
     def stacked_log_mel(self, waveforms: Tensor, lengths: Tensor | None, frames: int) -> Tensor:
@@ -138,6 +247,22 @@ class Wav2Vec2ForBestRQ(nn.Module):
         frequency warping or masks: the targets never see augmentation)."""
         mel = self.wav2vec2.feature_extractor.log_mel(waveforms, lengths)  # [B, n_mels, T'] float32
         return stack_frames(mel.transpose(1, 2), frames, self.stack, self.stride, self.offset)
+
+    @torch.no_grad()
+    def fit_targets(self, utterances: Iterable[Tensor], iterations: int = 50) -> KMeansFit:
+        """k-means targets (`model.rq_targets: kmeans`): fits the centroids on the stacked log-mel frames of
+        `utterances` (1-D waveforms, each normalised on its own as in training)."""
+        if not isinstance(self.rq_quantizer, KMeansQuantizer):
+            raise ConfigError("fit_targets needs model.rq_targets: kmeans (random targets are drawn, not fitted)")
+        frames = []
+        for wav in utterances:
+            wav = wav.reshape(1, -1).to(self.rq_quantizer.centroids.device)
+            f = int(self.wav2vec2.output_lengths(torch.tensor(wav.shape[1])))
+            if f > 0:
+                frames.append(self.stacked_log_mel(wav, None, f)[0].float().cpu())
+        if not frames:
+            raise ValueError("fit_targets: no utterance long enough for one encoder frame")
+        return self.rq_quantizer.fit(torch.cat(frames), iterations)
 
     @torch.no_grad()
     def targets(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:

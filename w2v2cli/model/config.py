@@ -20,6 +20,7 @@ from w2v2cli.errors import ConfigError
 ConvSpec = tuple[int, int, int]  # (channels, kernel, stride)
 
 OBJECTIVES = ("contrastive", "bestrq")
+RQ_TARGETS = ("random", "kmeans")
 
 DEFAULT_CONV: list[ConvSpec] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
 
@@ -96,6 +97,10 @@ class ModelConfig:
     rq_stack_frames: int = 0
     # seed of the frozen random projection and codebook: the same seed gives the same targets
     rq_seed: int = 1
+    # where BEST-RQ's codes come from: "random" (the paper: a frozen random projection onto a frozen random codebook)
+    # or "kmeans" (HuBERT's first iteration: the nearest of rq_codebook_size k-means centroids of the stacked,
+    # normalised log-mel frames, fitted on the training audio before the first update, seeded by rq_seed)
+    rq_targets: str = "random"
     # CTC head: 0 = no head (pretraining / plain encoder)
     vocab_size: int = 0
     # input: layer-norm models were trained on per-utterance normalised audio
@@ -146,6 +151,11 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be >= {low}, got {getattr(self, name)}")
         if self.rq_seed >= 2**63:
             raise ConfigError(f"model.rq_seed must be < 2**63, got {self.rq_seed}")
+        if self.rq_targets not in RQ_TARGETS:
+            raise ConfigError(f"model.rq_targets must be 'random' or 'kmeans', got {self.rq_targets!r}")
+        if self.rq_targets == "kmeans" and self.rq_num_codebooks != 1:
+            raise ConfigError(f"model.rq_targets: kmeans takes one codebook (model.rq_num_codebooks: 1), got "
+                              f"{self.rq_num_codebooks}")
         if self.objective != "bestrq":
             return
         if self.extractor_mode != "fbank":
@@ -236,6 +246,9 @@ PRESETS["tiny_fbank"] = dict(PRESETS["tiny"], extractor_mode="fbank",
 # codes: its corpora are hours, not thousands of hours, and its head stays small (192 x 1,024).
 _RQ = dict(objective="bestrq", rq_codebook_dim=16, rq_num_codebooks=1, mask_prob=0.6, mask_length=4)
 PRESETS["tiny_fbank_rq"] = dict(PRESETS["tiny_fbank"], **_RQ, rq_codebook_size=1024)
+# The same with HuBERT's first-iteration targets (model.rq_targets: kmeans): 256 k-means centroids of the stacked,
+# normalised log-mel frames, fitted on the training audio (HuBERT: 100 clusters of MFCCs; log-mel frames are wider).
+PRESETS["tiny_fbank_km"] = dict(PRESETS["tiny_fbank_rq"], rq_targets="kmeans", rq_codebook_size=256)
 # BASE (12 x 768) behind the log-mel front end with a 512-channel conv stack (conv_dim 512 as BASE), 8,192 codes.
 # The front end's gradient is not scaled down (feature_grad_mult 1): BASE scales it for the raw-waveform conv stack.
 PRESETS["base_fbank_rq"] = dict(PRESETS["base"], **_RQ, rq_codebook_size=8192, extractor_mode="fbank",

@@ -62,6 +62,10 @@ class TaskConfig:
     # learning-rate multiplier for the weights an --init brings (not the output layer, not re-initialised
     # layers): below 1 the new parts learn faster than the pretrained ones (discriminative fine-tuning)
     pretrained_lr_scale: float = 1.0
+    # the output layer's starting bias: "zero", or "prior" = log of each output's share of the training frames
+    # (tokens by their counts in the labels, the blank the rest), so the first updates start from the all-blank
+    # solution's loss instead of ln(vocabulary) (a fresh output layer only; a kept --init head keeps its own)
+    output_bias: str = "zero"
     zero_infinity: bool = True
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class TaskConfig:
             raise ConfigError(f"task.vocab must be 'letters' or 'spm', got {self.vocab!r}")
         if self.reinit_layers < 0:
             raise ConfigError(f"task.reinit_layers must be >= 0, got {self.reinit_layers}")
+        if self.output_bias not in ("zero", "prior"):
+            raise ConfigError(f"task.output_bias must be 'zero' or 'prior', got {self.output_bias!r}")
         if not 0 < self.pretrained_lr_scale <= 1:
             raise ConfigError(f"task.pretrained_lr_scale must be in (0, 1], got {self.pretrained_lr_scale}")
 
@@ -415,13 +421,15 @@ TRAIN_PRESETS: dict[str, Any] = {
 
 # BEST-RQ pretraining (model.objective: bestrq, w2v2cli/model/bestrq.py): the model presets of the same names with
 # the data, optimizer and schedule of `tiny_fbank` / `base`. The contrastive loss weights do not apply (0 here).
-_RQ_MODEL_KEYS = ("objective", "rq_codebook_size", "rq_codebook_dim", "rq_num_codebooks", "mask_prob", "mask_length")
+_RQ_MODEL_KEYS = ("objective", "rq_codebook_size", "rq_codebook_dim", "rq_num_codebooks", "rq_targets", "mask_prob",
+                  "mask_length")
 
 
-def _tiny_fbank_rq() -> dict[str, Any]:
+def _tiny_fbank_rq(preset: str = "tiny_fbank_rq") -> dict[str, Any]:
     # `tiny_fbank` (its dropout-free tiny model and schedule) with BEST-RQ: 1,024 codes, spans of 4 frames at 0.6
+    # (tiny_fbank_km: 256 k-means targets)
     cfg = _tiny_fbank()
-    cfg["model"].update({k: MODEL_PRESETS["tiny_fbank_rq"][k] for k in _RQ_MODEL_KEYS})
+    cfg["model"].update({k: MODEL_PRESETS[preset][k] for k in _RQ_MODEL_KEYS})
     cfg["task"] = {"diversity_weight": 0.0, "feature_penalty_weight": 0.0}
     return cfg
 
@@ -435,6 +443,7 @@ def _base_fbank_rq() -> dict[str, Any]:
 
 
 TRAIN_PRESETS["tiny_fbank_rq"] = _tiny_fbank_rq
+TRAIN_PRESETS["tiny_fbank_km"] = lambda: _tiny_fbank_rq("tiny_fbank_km")
 TRAIN_PRESETS["base_fbank_rq"] = _base_fbank_rq
 
 

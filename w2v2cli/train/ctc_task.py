@@ -66,6 +66,22 @@ def load_init(spec: str | os.PathLike, dict_path: str | os.PathLike | None = Non
                        loaded.vocab, dict(loaded.provenance or {}))
 
 
+#: the prior of an output that never occurs in the labels (its log is the starting bias: rare, not impossible)
+UNSEEN_SHARE = 1e-4
+
+
+def label_prior_bias(targets, frames: int, vocab_size: int, blank: int) -> torch.Tensor:
+    """`[vocab_size]` log shares of `frames` output frames: each token's count in `targets` (label id lists), the
+    blank the frames left over (at least UNSEEN_SHARE), unseen outputs UNSEEN_SHARE; the shares sum to 1."""
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    for ids in targets:
+        counts += torch.bincount(torch.as_tensor(list(ids), dtype=torch.long), minlength=vocab_size).double()
+    share = counts / max(frames, 1)
+    share[blank] = max(1.0 - float(share.sum()), UNSEEN_SHARE)
+    share = share.clamp(min=UNSEEN_SHARE)
+    return (share / share.sum()).log().float()
+
+
 # ---------------------------------------------------------------------------------------------- the task
 class CTCTask:
     """CTC fine-tuning (fits `w2v2cli.train.tasks.Task`); see the module docstring.
@@ -95,6 +111,19 @@ class CTCTask:
         self._frozen: bool | None = None
 
     # -- model and data -------------------------------------------------------------------------------------
+    def prepare_model(self, model: nn.Module, dataset) -> list[str]:
+        """`task.output_bias: prior`: the output layer's bias becomes the log share of the training frames of each
+        output (a fresh output layer only: a head kept from a CTC --init keeps its bias)."""
+        kept_head = self.init is not None and self.init.head_state is not None and self.init.vocab == self.vocab
+        if self.cfg.task.output_bias != "prior" or kept_head or dataset.targets is None:
+            return []
+        frames = int(model.wav2vec2.output_lengths(torch.as_tensor(dataset.sizes)).sum())
+        bias = label_prior_bias(dataset.targets, frames, len(self.vocab), self.vocab.blank)
+        with torch.no_grad():
+            model.lm_head.bias.copy_(bias.to(model.lm_head.bias))
+        blank_share = float(bias[self.vocab.blank].exp())
+        return [f"output bias: label prior over {frames} training frames (blank {blank_share:.0%} of them)"]
+
     def build_model(self, cfg: TrainConfig) -> nn.Module:
         from w2v2cli.checkpoint.io import load_state_strict
         from w2v2cli.model import build_model

@@ -48,7 +48,8 @@ REG_FIELDS = ("feature_grad_mult", "dropout", "attention_dropout", "activation_d
               "fbank_freq_masks", "fbank_freq_mask_width")
 
 #: A pretraining preset given to `finetune` means its fine-tuning counterpart.
-FINETUNE_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc", "tiny_fbank_rq": "tiny_fbank_ctc"}
+FINETUNE_COUNTERPART = {"tiny": "tiny_ctc", "tiny_fbank": "tiny_fbank_ctc", "tiny_fbank_rq": "tiny_fbank_ctc",
+                       "tiny_fbank_km": "tiny_fbank_ctc"}
 _NO_COUNTERPART = {"base": "base_10m, base_1h, base_10h, base_100h or base_960h",
                    "large": "large_10m, large_1h, large_10h, large_100h or large_960h",
                    "xlsr": "xlsr_cv (Common Voice), or large_10m ... large_960h"}

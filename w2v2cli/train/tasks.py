@@ -15,13 +15,16 @@ what differs goes through these methods.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
 from w2v2cli.data.collate import Batch
+from w2v2cli.data.dataset import AudioDataset
 from w2v2cli.data.manifest import Manifest
 from w2v2cli.train.config import TrainConfig
 
@@ -40,6 +43,10 @@ class Task(Protocol):
     def targets(self, manifest: Path, parsed: Manifest | None) -> Sequence[Sequence[int]] | None:
         """Label ids per utterance of `manifest` (None for unlabelled pretraining); `parsed` is the manifest as
         the trainer read it (None when the file does not exist), so the task need not read it again."""
+
+    def prepare_model(self, model: nn.Module, dataset: AudioDataset) -> list[str]:
+        """Called once when a run starts at update 0, with the unwrapped model on its device and the training data,
+        before the distributed wrapper: data-dependent initialisation (e.g. k-means targets); returns notes to log."""
 
     def begin_update(self, model: nn.Module, update: int) -> None:
         """Called before each update with the unwrapped model (e.g. freeze/unfreeze parts)."""
@@ -84,6 +91,31 @@ RQ_CHANCE_FACTOR = 3.0
 RQ_CODE_KEY = "rq_code."
 
 
+#: k-means targets: fitted on at most this many encoder frames (20 ms each for the fbank presets: about 67 minutes)
+KMEANS_FRAMES = 200_000
+#: audio samples per log-mel frame (10 ms at 16 kHz), to turn KMEANS_FRAMES into an amount of audio
+KMEANS_FRAME_SAMPLES = 160
+
+
+def kmeans_utterances(dataset: AudioDataset, seed: int, samples: int):
+    """1-D waveforms of training utterances in a seeded random order, up to about `samples` samples in all (each
+    cropped to data.max_sample_size as in training); unreadable ones are passed over."""
+    from w2v2cli.data.dataset import SkippedBatch
+    from w2v2cli.data.sampler import BatchSpec
+
+    order = np.random.default_rng([seed, 7919]).permutation(len(dataset))
+    taken = 0
+    for position, idx in enumerate(order.tolist()):
+        if taken >= samples:
+            return
+        batch = dataset.load(BatchSpec(epoch=0, position=position, indices=(idx,)))
+        if isinstance(batch, SkippedBatch):
+            continue
+        wav = batch.waveforms[0, : int(batch.lengths[0])]
+        taken += wav.numel()
+        yield wav
+
+
 class PretrainTask:
     """Self-supervised pretraining with `model.objective`: wav2vec 2.0's contrastive objective
     (w2v2cli.model.losses.pretraining_loss) or BEST-RQ (`bestrq_loss`). The trainer sees one task either way."""
@@ -106,6 +138,18 @@ class PretrainTask:
 
     def targets(self, manifest: Path, parsed: Manifest | None) -> None:
         return None
+
+    def prepare_model(self, model: nn.Module, dataset: AudioDataset) -> list[str]:
+        """BEST-RQ with k-means targets: fits them on up to KMEANS_FRAMES frames of training utterances drawn with
+        the run's seed (every rank draws and fits the same, on the CPU)."""
+        if not (self.bestrq and self.cfg.model.rq_targets == "kmeans"):
+            return []
+        t0 = time.monotonic()
+        fit = model.fit_targets(kmeans_utterances(dataset, self.cfg.seed, KMEANS_FRAMES * self.cfg.model.rq_stride
+                                                  * KMEANS_FRAME_SAMPLES))
+        return [f"k-means targets: {self.cfg.model.rq_codebook_size} centroids fitted on {fit.frames} frames in "
+                f"{fit.iterations} iterations ({time.monotonic() - t0:.0f} s; frames per centroid {fit.smallest} to "
+                f"{fit.largest}, mean squared distance {fit.inertia:.1f})"]
 
     def begin_update(self, model: nn.Module, update: int) -> None:
         return None

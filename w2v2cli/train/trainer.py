@@ -177,6 +177,7 @@ class Trainer:
                                  self._sharded)
         self.state = TrainerState(seed=cfg.seed, world_size=info.world_size, update_freq=cfg.optim.update_freq)
         self.last_saved = -1
+        self.prepared: list[str] = []  # what the task's data-dependent initialisation did (a fresh run only)
         resumed_from = R.choose_resume(self.out_dir, self.resume, notes)
         if self.resume == "restart" and info.is_main:
             notes += filter(None, [R.move_old_run_aside(self.out_dir)])
@@ -185,6 +186,8 @@ class Trainer:
             self.state = self.ckpt.restore(resumed_from)
             self.state.world_size, self.state.update_freq = info.world_size, cfg.optim.update_freq
             self.last_saved = self.state.update
+        else:  # data-dependent initialisation (k-means targets); a resumed run restores it with the weights
+            self.prepared = task.prepare_model(self.raw_model, self.dataset)
         if info.is_main:
             notes += filter(None, [R.record_config(self.out_dir, to_dict(cfg), resumed_from)])
             # records after the checkpoint belong to the interrupted run (all of them when starting at update 0)
@@ -213,6 +216,8 @@ class Trainer:
             self.log.warn(st.update if resumed_from is not None else None, text)
         for text in self.task.data_warnings():
             self.log.warn(None, text)
+        for text in self.prepared:
+            self.log.info(text)
         if self.sampler.num_dropped:
             self.log.info(f"skipping {self.sampler.num_dropped} of {len(self.dataset)} utterances shorter than "
                           f"data.min_sample_size ({cfg.data.min_sample_size} samples)")
