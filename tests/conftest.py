@@ -10,6 +10,9 @@
   spin against other processes and make tiny runs many times slower).
 - `make_cv_manifests(lang)`: `w2v2 manifest --corpus commonvoice --resample-to 16000` on one language
   of `cv_corpus` -> `{split: Path(tsv)}` (cached per session).
+- `signal_manifest`: 24 utterances of 1.5-3.5 s made with soundfile from generated harmonic signals (20 FLAC, 4
+  WAV), with `.wrd`, `.ltr` and `dict.ltr.txt` beside `train.tsv` (for shard tests: fast to make, no synthesiser).
+- `signal_shards`: `w2v2 shard` of `signal_manifest` in shards of about 5 s (9 to 11 shards).
 
 The corpora are session-scoped and built once (a few seconds on 2 cores).
 """
@@ -84,3 +87,44 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+SIGNAL_WORDS = ("A", "MAN", "SAW", "THE", "RED", "BOAT", "ON", "BLUE", "WATER", "QUIZ", "JUMP", "FOX")
+
+
+@pytest.fixture(scope="session")
+def signal_manifest(tmp_path_factory) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    from w2v2cli.data.manifest import label_texts, letter_dict
+
+    root = tmp_path_factory.mktemp("signals")
+    rng = np.random.default_rng(11)
+    rows, words = [str(root / "audio")], []
+    for i in range(24):
+        n = int(rng.uniform(1.5, 3.5) * 16000)
+        t = np.arange(n) / 16000.0
+        f0 = rng.uniform(90, 220)
+        sig = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.28)) / k for k in range(1, 6))
+        sig = 0.1 * sig * (0.6 + 0.4 * np.sin(2 * np.pi * 3.0 * t)) + 0.01 * rng.standard_normal(n)
+        rel = f"spk{i % 4}/utt.{i:03d}.{'wav' if i % 6 == 5 else 'flac'}"  # a dot in the name, WAV re-encoded
+        (root / "audio" / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / "audio" / rel, sig.astype(np.float32), 16000, subtype="PCM_16")
+        rows.append(f"{rel}\t{n}")
+        words.append(" ".join(rng.choice(SIGNAL_WORDS, size=int(rng.integers(2, 5)))))
+    (root / "train.tsv").write_text("\n".join(rows) + "\n")
+    wrd, ltr = label_texts(words)
+    (root / "train.wrd").write_text(wrd)
+    (root / "train.ltr").write_text(ltr)
+    (root / "dict.ltr.txt").write_text(letter_dict({"train": words}))
+    return root / "train.tsv"
+
+
+@pytest.fixture(scope="session")
+def signal_shards(signal_manifest, tmp_path_factory) -> Path:
+    from w2v2cli.data.shards import ShardConfig, write_shards
+
+    out = tmp_path_factory.mktemp("signal-shards") / "train.shards"
+    write_shards(ShardConfig(signal_manifest, out, shard_minutes=5 / 60, jobs=1, progress=False))
+    return out

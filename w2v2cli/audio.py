@@ -136,12 +136,35 @@ def load_audio(
         raise AudioError(f"{path}: {what} ({_reason(exc)})") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples" + (f" from sample {start}" if start else ""))
+    return _model_input(data, int(sr), str(path), target_sr, normalize)
+
+
+def decode_audio(data: bytes, name: str, target_sr: int = 16000, normalize: bool = False,
+                 expect_frames: int | None = None) -> np.ndarray:
+    """`load_audio` of a file's bytes (a FLAC member of a tar shard): float32 mono [T] at `target_sr` Hz. `name`
+    is what an `AudioError` calls it; `expect_frames`: the sample count the file must decode to (before
+    resampling), so that damage that makes the decoder drop frames is an error too."""
+    import io
+
+    try:
+        arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as exc:
+        raise AudioError(f"{name}: not decodable audio ({_reason(exc)})") from exc
+    if arr.shape[0] == 0:
+        raise AudioError(f"{name}: no audio samples")
+    if expect_frames is not None and arr.shape[0] != expect_frames:
+        raise AudioError(f"{name}: decodes to {arr.shape[0]} samples, {expect_frames} expected (damaged)")
+    return _model_input(arr, int(sr), name, target_sr, normalize)
+
+
+def _model_input(data: np.ndarray, sr: int, name: str, target_sr: int, normalize: bool) -> np.ndarray:
+    """[frames, channels] float32 -> mono [T] at `target_sr`, checked finite, optionally normalised."""
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     wav = np.ascontiguousarray(wav, dtype=np.float32)
     if target_sr and sr != target_sr:
         wav = resample(wav, int(sr), int(target_sr))
     if not np.all(np.isfinite(wav)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise AudioError(f"{name}: contains NaN or infinite samples")
     if normalize:
         wav = normalize_waveform(wav)
     return wav

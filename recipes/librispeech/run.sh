@@ -16,6 +16,7 @@
 #   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_small.pt --finetune-subsets "train-10m train-1h"
 #   bash recipes/librispeech/run.sh --corpus /data/ls --init wav2vec_vox_new.pt --pretrain-config large  # large_*
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config large --finetune-subsets train-960
+#   bash recipes/librispeech/run.sh --corpus /data/ls --shard true --ngpu 8   # pretrain from WebDataset shards
 #   bash recipes/librispeech/run.sh --corpus /data/ls --pretrain-config tiny --finetune-config tiny \
 #     --pretrain-updates 5 --finetune-updates 5 --beam 10 --threads 1               # toy scale (CI)
 #
@@ -24,6 +25,9 @@
 #   1 manifests with labels (~20 min with --nj 8)                                                    CPU
 #   2 pretraining, BASE 400k updates (paper: 1.6 days on 64 V100; NVIDIA's tuned bf16 recipe: 2 days on
 #     8 A100); LARGE 250k updates on 128 GPUs. With --init: import that checkpoint instead (seconds)   GPU
+#     With --shard true it first writes the pretraining audio as WebDataset tar shards (w2v2 shard: one
+#     sequential read per shard instead of 281k file opens an epoch; a few minutes with --nj 8) and
+#     pretrains from them                                                                            CPU+GPU
 #   3 CTC fine-tuning per subset: 10m/1h 13k updates (~4-6 h), 10h 20k (~8 h), 100h 80k (~1 day),
 #     960h 320k (~3 days, BASE on 8 GPUs)                                                            GPU
 #   4 4-gram KenLM + lexicon (~1 h and ~30 GB RAM on librispeech-lm-norm.txt)                       CPU
@@ -33,7 +37,9 @@
 # Several GPUs: --ngpu 8 launches training with torchrun (one process per GPU; keep the paper's effective batch
 # with --pretrain-opts "--set optim.update_freq=8" for BASE on 8 GPUs). Several nodes: run the recipe on every node
 # with --launcher "torchrun --nnodes 4 --node-rank R --nproc-per-node 8 --rdzv-backend c10d
-# --rdzv-endpoint HOST:29500 -m w2v2cli" (R = 0..3) and --corpus/--dir on a shared file system.
+# --rdzv-endpoint HOST:29500 -m w2v2cli" (R = 0..3) and --corpus/--dir on a shared file system; with --shard true,
+# write the shards once before starting the nodes (--stage 2 --stop-stage 2 --pretrain-updates 1 on one node, or
+# `w2v2 shard $dir/data/pretrain.tsv --out $dir/data/pretrain.shards`): the nodes then find them complete.
 # A finished step is skipped on re-run (markers in $dir/.done); --stage N --stop-stage N runs stage N again.
 # The recipe runs in its own folder (as Kaldi's): relative paths in options are relative to it (--dir exp = here).
 set -euo pipefail
@@ -53,6 +59,8 @@ init=                      # imported checkpoint (fairseq .pt, transformers dir,
 pretrain_config=base       # base | large | xlsr | tiny | FILE.yaml
 pretrain_updates=          # pretraining updates (empty: the preset's)
 pretrain_opts=             # more `w2v2 pretrain` options, e.g. "--set optim.update_freq=8"
+shard=false                # true: pretrain from WebDataset tar shards of the pretraining audio (w2v2 shard)
+shard_minutes=30           # --shard true: minutes of audio per shard
 finetune_subsets=train-10h # labelled sets to fine-tune on: train-10m train-1h train-10h train-clean-100 train-960
 finetune_config=auto       # auto: base_* (large_* after large/xlsr) + 10m|1h|10h|100h|960h by subset; or a preset
 finetune_updates=          # fine-tuning updates (empty: the preset's)
@@ -66,6 +74,7 @@ lm_weight=                 # LM weight (empty: w2v2 decode's default, fairseq's 
 word_score=                # word insertion score (empty: w2v2 decode's default)
 . ../utils/parse_options.sh
 
+case $shard in true|false) ;; *) echo "run.sh: --shard must be true or false, got '$shard'" >&2; exit 1 ;; esac
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 . ../utils/stages.sh
@@ -125,9 +134,16 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && todo 2; then
       ln -sfn "$(cd "$init" && pwd)" "$pretrained"
     fi
   else
+    pretrain_data=$data/pretrain.tsv
+    if [ "$shard" = true ]; then  # a no-op when the shards are complete
+      log "Stage 2: WebDataset shards of the pretraining audio ($shard_minutes min each) in $data/pretrain.shards"
+      w2v2 shard "$pretrain_data" --out "$data/pretrain.shards" --shard-minutes "$shard_minutes" --jobs "$nj" \
+        --no-progress
+      pretrain_data=$data/pretrain.shards
+    fi
     log "Stage 2: self-supervised pretraining ($pretrain_config) on: $(train_sets | tr '\n' ' ')"
     mapfile -t valid < <(valid_opts)
-    "${launch[@]}" pretrain "$data/pretrain.tsv" "${valid[@]}" --config "$pretrain_config" \
+    "${launch[@]}" pretrain "$pretrain_data" "${valid[@]}" --config "$pretrain_config" \
       --out "$pretrained" --resume auto "${thread_opt[@]}" "${pretrain_extra[@]}"
   fi
   mark_done 2

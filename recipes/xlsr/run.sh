@@ -13,6 +13,7 @@
 #   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "de:cv de:mls fr:mls" --stage 3 --stop-stage 3
 #   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "de fr zh-CN" --vocab "letters zh-CN:spm" --vocab-size 3000
 #   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "de fr" --init xlsr_53_56k.pt   # no pretraining
+#   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "de fr es" --shard true        # pretrain from shards
 #   bash recipes/xlsr/run.sh --corpus /data/xlsr --langs "en de fr" --pretrain-config tiny --finetune-config tiny \
 #     --pretrain-updates 5 --finetune-updates 5 --threads 1                               # toy scale (CI)
 #
@@ -20,11 +21,14 @@
 #   1 manifests per language; Common Voice MP3 (48 kHz) -> 16 kHz FLAC once (~1 h per 1,000 h with --nj 8)   CPU
 #   2 multilingual pretraining (--pretrain-config xlsr; days to weeks on 64+ GPUs, which is why most users
 #     pass --init xlsr_53_56k.pt or an XLS-R checkpoint and skip it: the import takes seconds)                GPU
+#     With --shard true each language's training audio is first written as WebDataset tar shards (w2v2 shard)
+#     and pretraining streams them, alpha-sampling shards per language                                    CPU+GPU
 #   3 CTC fine-tuning per language (xlsr_cv: 20k updates of 4 GPUs x 5 accumulated batches; hours per language) GPU
 #   4 greedy decoding of each language's test set (minutes per language on a GPU)                            GPU
 #   5 scoring per language and the CER/WER table across languages (seconds)                                   CPU
 # Several GPUs: --ngpu 8 launches training with torchrun; several nodes: --launcher "torchrun --nnodes N
-# --node-rank R --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m w2v2cli" on every node.
+# --node-rank R --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m w2v2cli" on every node (with
+# --shard true, write the shards once first: --stage 2 --stop-stage 2 --pretrain-updates 1 on one node).
 # A finished step is skipped on re-run (markers in $dir/.done); --stage N --stop-stage N runs stage N again.
 # The recipe runs in its own folder (as Kaldi's): relative paths in options are relative to it (--dir exp = here).
 set -euo pipefail
@@ -43,6 +47,8 @@ pretrain_config=xlsr      # xlsr | large | base | tiny | FILE.yaml
 pretrain_updates=         # pretraining updates (empty: the preset's)
 pretrain_opts=            # more `w2v2 pretrain` options, e.g. "--set optim.update_freq=4"
 alpha=0.5                 # language sampling exponent (XLSR: 0.5)
+shard=false               # true: pretrain from WebDataset tar shards of each language's training audio (w2v2 shard)
+shard_minutes=30          # --shard true: minutes of audio per shard
 finetune_config=xlsr_cv   # xlsr_cv | large_10h | tiny | FILE.yaml
 finetune_updates=         # fine-tuning updates (empty: the preset's)
 finetune_opts=            # more `w2v2 finetune` options
@@ -54,6 +60,7 @@ threads=                  # CPU threads per process (empty: one per core)
 nj=8                      # parallel jobs for conversion and manifests
 . ../utils/parse_options.sh
 
+case $shard in true|false) ;; *) echo "run.sh: --shard must be true or false, got '$shard'" >&2; exit 1 ;; esac
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 . ../utils/stages.sh
@@ -102,7 +109,17 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && todo 2; then
   else
     log "Stage 2: multilingual pretraining ($pretrain_config) on: $(tr '\n' ' ' <<< "$tags")(alpha=$alpha)"
     manifests=() valid=()
-    for tag in $tags; do manifests+=("$data/$tag/train.tsv"); valid+=(--valid "$data/$tag/dev.tsv"); done
+    for tag in $tags; do
+      train=$data/$tag/train.tsv
+      if [ "$shard" = true ]; then  # a no-op when the shards are complete
+        log "Stage 2: WebDataset shards of $tag's training audio ($shard_minutes min each) in $data/$tag/train.shards"
+        w2v2 shard "$train" --out "$data/$tag/train.shards" --shard-minutes "$shard_minutes" --jobs "$nj" \
+          --no-progress < /dev/null
+        train=$data/$tag/train.shards
+      fi
+      manifests+=("$train")
+      valid+=(--valid "$data/$tag/dev.tsv")
+    done
     "${launch[@]}" pretrain "${manifests[@]}" "${valid[@]}" --config "$pretrain_config" --out "$pretrained" \
       --set "data.sampling_alpha=$alpha" --resume auto "${thread_opt[@]}" "${pretrain_extra[@]}"
   fi

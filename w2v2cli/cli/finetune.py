@@ -19,7 +19,8 @@ from w2v2cli.cli._train_summary import print_train_summary
 
 def finetune_cmd(
     train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv) with labels beside them "
-                                                     "(X.ltr or X.wrd, see task.labels).")],
+                                                     "(X.ltr or X.wrd, see task.labels), or shard directories "
+                                                     "(w2v2 shard) that carry them.")],
     init: Annotated[str, typer.Option("--init", help="Pretrained model: our checkpoint directory, a transformers "
                                                      "directory, a fairseq .pt, or 'none' to train from scratch.")],
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest with labels "

@@ -18,8 +18,9 @@ from w2v2cli.cli._train_summary import print_train_summary
 
 
 def pretrain_cmd(
-    train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv); repeat for multilingual "
-                                                     "pretraining, or a .yaml list of {path, lang}.")],
+    train: Annotated[list[Path], typer.Argument(help="Training manifest(s) (.tsv) or shard directories (w2v2 "
+                                                     "shard); repeat for multilingual pretraining, or a .yaml list "
+                                                     "of {path, lang}.")],
     valid: Annotated[Optional[list[Path]], typer.Option("--valid", help="Validation manifest (repeatable).")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Preset (tiny, tiny_fbank, tiny_fbank_rq, base, "
                                                                "base_fbank_rq, large, xlsr) or FILE.yaml; see `w2v2 "

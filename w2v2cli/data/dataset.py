@@ -120,6 +120,9 @@ class AudioDataset(Dataset):
         by_lang: dict[str, list[int]] = {}
         for i, manifest in enumerate(manifests):
             manifest = Path(manifest)
+            if manifest.is_dir():
+                raise DataError(f"{manifest}: a directory without shards.json, not a shard directory",
+                                hint="an interrupted `w2v2 shard` leaves no index: run it again; or give a .tsv")
             if not manifest.is_file():
                 raise DataError(f"manifest not found: {manifest}",
                                 hint="create one with `w2v2 manifest AUDIO_DIR --dest DIR`")
@@ -152,13 +155,18 @@ class AudioDataset(Dataset):
         start = int(rng.integers(0, len(wav) - size + 1))
         return wav[start : start + size]
 
-    def load(self, spec: BatchSpec) -> Batch | SkippedBatch:
+    def read_audio(self, idx: int) -> np.ndarray:
+        """Utterance `idx` as float32 mono at `sample_rate` (an `AudioError` naming it if it cannot be used); the
+        one place a dataset reads audio (shard datasets read tar members instead: w2v2cli/data/shard_dataset.py)."""
         from w2v2cli.audio import load_audio
 
+        return load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
+
+    def load(self, spec: BatchSpec) -> Batch | SkippedBatch:
         wavs, kept, bad = [], [], []
         for slot, idx in enumerate(spec.indices):
             try:
-                wav = load_audio(self.paths[idx], target_sr=self.sample_rate, normalize=self.normalize)
+                wav = self.read_audio(idx)
             except AudioError as err:
                 if not self.skip_bad:
                     raise

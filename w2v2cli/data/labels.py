@@ -7,6 +7,8 @@ reader used by fine-tuning, decoding (references) and scoring.
 
 Label line i belongs to manifest entry i (file line i + 1, after the root line). A count mismatch is a
 ManifestError naming the first unpaired line; a symbol outside the vocabulary is a DataError naming `FILE:LINE`.
+A shard directory (w2v2cli/data/shards.py) stands for a manifest everywhere here: its labels are its members'
+`KEY.ltr` / `KEY.wrd` (in index order), an error names the member, and its `dict.ltr.txt` lies inside it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from w2v2cli.data.manifest import labels_path, read_labels, read_manifest
+from w2v2cli.data.shards import is_shard_dir, read_index, read_shard_labels
 from w2v2cli.data.text import letter_counts, ltr_to_words, to_letters
 from w2v2cli.errors import ConfigError, DataError, ManifestError
 from w2v2cli.vocab import Vocabulary
@@ -23,6 +26,8 @@ from w2v2cli.vocab import Vocabulary
 
 def read_label_lines(manifest: str | os.PathLike, ext: str) -> list[str]:
     """Label lines of `manifest` (`X.ltr` / `X.wrd` beside `X.tsv`); a count mismatch names the unpaired line."""
+    if is_shard_dir(manifest):
+        return read_shard_labels(read_index(manifest), ext)
     try:
         return read_labels(manifest, ext)
     except ManifestError as err:
@@ -48,9 +53,22 @@ def find_labels(manifest: str | os.PathLike, ext: str) -> str:
     """`ext` when `X.ext` lies beside `X.tsv`, else the other of ltr/wrd when that one does (so a manifest with
     only `.wrd` transcripts works with the default `task.labels: ltr`); ManifestError naming both otherwise."""
     other = {"ltr": "wrd", "wrd": "ltr"}.get(ext)
+    if is_shard_dir(manifest):
+        have = read_index(manifest).labels
+        return other if ext not in have and other in have else ext
     if labels_path(manifest, ext).is_file() or other is None or not labels_path(manifest, other).is_file():
         return ext
     return other
+
+
+def _label_location(manifest: str | os.PathLike, ext: str):
+    """`where(lineno)`: how an error names label line `lineno` (1-based): `FILE:LINE`, or a shard's member."""
+    if is_shard_dir(manifest):
+        index = read_index(manifest)
+        names = [index.member_name(k, j, ext) for k, s in enumerate(index.shards) for j in range(len(s.keys))]
+        return lambda lineno: names[lineno - 1]
+    lpath = labels_path(manifest, ext)
+    return lambda lineno: f"{lpath}:{lineno}"
 
 
 def labels_as(lines: Sequence[str], have: str, want: str) -> list[str]:
@@ -64,19 +82,19 @@ def encode_labels(manifest: str | os.PathLike, vocab: Vocabulary, ext: str) -> l
     """Target ids per manifest entry; a symbol outside `vocab` is a DataError naming `FILE:LINE`."""
     ext = find_labels(manifest, ext)
     lines = read_label_lines(manifest, ext)
-    lpath = labels_path(manifest, ext)
+    where = _label_location(manifest, ext)
     texts = labels_as(lines, ext, "ltr" if vocab.kind == "letters" else "wrd")
     out = []
     for lineno, (raw, text) in enumerate(zip(lines, texts), 1):
         try:
             ids = vocab.encode(text)
         except ValueError as err:
-            raise DataError(f"{lpath}:{lineno}: {err} (label: {raw.strip()!r})",
+            raise DataError(f"{where(lineno)}: {err} (label: {raw.strip()!r})",
                             hint="the label's characters must be in the vocabulary (dict.ltr.txt beside the "
                                  "training manifest, or the letters of the training labels); normalise the "
                                  "transcripts the same way for every split") from None
         if vocab.blank in ids:
-            raise DataError(f"{lpath}:{lineno}: the label contains the CTC blank symbol "
+            raise DataError(f"{where(lineno)}: the label contains the CTC blank symbol "
                             f"{vocab.blank_token!r}", hint="remove it from the transcript")
         out.append(ids)
     return out
@@ -94,7 +112,7 @@ def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "lette
         ext = find_labels(m, labels)
         lines += labels_as(read_label_lines(m, ext), ext, "ltr" if kind == "letters" else "wrd")
     if kind == "letters":
-        dict_path = manifests[0].parent / "dict.ltr.txt"
+        dict_path = (manifests[0] if is_shard_dir(manifests[0]) else manifests[0].parent) / "dict.ltr.txt"
         if dict_path.is_file():
             return Vocabulary.from_fairseq_dict(dict_path), str(dict_path)
         if init_vocab is not None and init_vocab.kind == "letters":

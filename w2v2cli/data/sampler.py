@@ -53,6 +53,41 @@ def language_probabilities(amounts: Sequence[float], alpha: float) -> np.ndarray
     return p / p.sum()
 
 
+def draw_groups(groups: Sequence[np.ndarray], probs: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    """One epoch's multilingual draw: `round(p_l * U)` items of group l (U: the items of all groups), up-sampled
+    with whole copies of the group and a random remainder drawn without replacement. Items are utterances here and
+    shards in `w2v2cli.data.shard_dataset`."""
+    total = sum(len(g) for g in groups)
+    picked = []
+    for group, p in zip(groups, probs):
+        if len(group) == 0:
+            continue
+        want = max(1, int(round(p * total)))
+        reps, rest = divmod(want, len(group))  # up-sample with whole copies, then a random remainder
+        picked.extend([group] * reps)
+        picked.append(rng.choice(group, size=rest, replace=False))
+    return np.concatenate(picked)
+
+
+def cut_batches(indices: Sequence[int], effective: np.ndarray, max_tokens: int,
+                max_batch_size: int = 0) -> list[tuple[int, ...]]:
+    """Greedy batches of `indices` (sorted by ascending `effective` length, the cropped sample counts): a batch
+    closes before the utterance that would make `size x longest` exceed `max_tokens` (or the batch hold more than
+    `max_batch_size` utterances, when > 0)."""
+    batches: list[tuple[int, ...]] = []
+    current: list[int] = []
+    for idx in np.asarray(indices).tolist():
+        longest = effective[idx]  # ascending order: the newest is the longest
+        too_many = max_batch_size and len(current) >= max_batch_size
+        if current and ((len(current) + 1) * longest > max_tokens or too_many):
+            batches.append(tuple(current))
+            current = []
+        current.append(idx)
+    if current:
+        batches.append(tuple(current))
+    return batches
+
+
 def check_batch_limits(max_tokens: int, max_sample_size: int) -> None:
     """The one rule between the two batch limits: every utterance, cropped to `max_sample_size` samples, must fit a
     batch of `max_tokens` samples (ConfigError naming the config keys)."""
@@ -120,16 +155,7 @@ class BucketBatchSampler:
     def _epoch_indices(self, rng: np.random.Generator) -> np.ndarray:
         if len(self.groups) == 1:
             return self.groups[0]
-        total = sum(len(g) for g in self.groups)
-        picked = []
-        for group, p in zip(self.groups, self.probs):
-            if len(group) == 0:
-                continue
-            want = max(1, int(round(p * total)))
-            reps, rest = divmod(want, len(group))  # up-sample with whole copies, then a random remainder
-            picked.extend([group] * reps)
-            picked.append(rng.choice(group, size=rest, replace=False))
-        return np.concatenate(picked)
+        return draw_groups(self.groups, self.probs, rng)
 
     def global_batches(self, epoch: int) -> list[tuple[int, ...]]:
         """The epoch's batches (identical on every rank), padded to a multiple of world_size x update_freq."""
@@ -141,17 +167,7 @@ class BucketBatchSampler:
             indices = rng.permutation(indices)
         # stable sort: equal lengths stay in their (random) order, so buckets differ between epochs
         indices = indices[np.argsort(self.effective[indices], kind="stable")]
-        batches: list[tuple[int, ...]] = []
-        current: list[int] = []
-        for idx in indices.tolist():
-            longest = self.effective[idx]  # ascending order: the newest is the longest
-            too_many = self.max_batch_size and len(current) >= self.max_batch_size
-            if current and ((len(current) + 1) * longest > self.max_tokens or too_many):
-                batches.append(tuple(current))
-                current = []
-            current.append(idx)
-        if current:
-            batches.append(tuple(current))
+        batches = cut_batches(indices, self.effective, self.max_tokens, self.max_batch_size)
         if self.shuffle and epoch > self.sorted_epochs:  # else ascending lengths, as built
             order = rng.permutation(len(batches))
             batches = [batches[i] for i in order]
