@@ -21,6 +21,10 @@ Contenders:
 - transformers+keep:   the same with glibc told to keep freed memory (the same mallopt call as ours).
 - torchaudio, torchaudio+keep: torchaudio's wav2vec2_model + CTC head, converted from the transformers model
                        by torchaudio's `import_huggingface_model` (ctc-infer only).
+- onnxruntime, onnxruntime-int8: ours exported by `w2v2 export onnx` (fp32, or its `--int8` twin: MatMul weights
+                       int8) and run by onnxruntime as `w2v2 decode --backend onnxruntime` runs it (ctc-infer, CPU
+                       only; the export is paid in "build s"; the threads follow --threads; the peak RSS
+                       includes what the PyTorch model it was exported from left in the worker).
 - NAME@bf16, NAME@fp32: that contender in that precision, whatever --amp says, so that both precisions run
                        interleaved in one run. Peers get bf16 autocast; ours runs as `w2v2` runs it: training
                        under bf16 autocast, inference (`w2v2 decode --dtype bf16`) with the weights cast to bf16
@@ -57,7 +61,8 @@ from w2v2cli.runtime import cpu_model_name  # noqa: E402
 
 WORKLOADS = ("ctc-infer", "ctc-train", "pretrain")
 CONTENDERS = ("w2v2", "w2v2-default-malloc", "w2v2-compile", "w2v2+ac", "transformers", "transformers+keep", "torchaudio",
-              "torchaudio+keep")
+              "torchaudio+keep", "onnxruntime", "onnxruntime-int8")
+INFER_ONLY = ("torchaudio", "onnxruntime")  # contenders (by prefix) with a ctc-infer workload only
 DEFAULT_CONTENDERS = ("w2v2", "transformers", "transformers+keep")
 
 
@@ -109,6 +114,29 @@ def forward_flops(cfg, frames: int, batch: int) -> float:
 # --------------------------------------------------------------------------------------------------- workers
 
 
+def build_onnx_step(cfg, int8: bool, threads: int):
+    """ctc-infer through onnxruntime: our CTC model (weights from torch.manual_seed(0)) exported by `export_onnx`
+    (which checks the fp32 graph against PyTorch) into a temporary directory, its fp32 or int8 file run."""
+    import tempfile
+
+    from w2v2cli.checkpoint.io import LoadedCheckpoint
+    from w2v2cli.checkpoint.onnx import export_onnx, load_onnx
+    from w2v2cli.vocab import Vocabulary
+
+    torch.manual_seed(0)
+    model = build_model(cfg, "ctc").eval()
+    vocab = Vocabulary(["<s>", "<pad>", "</s>", "<unk>", "|"] + [f"t{i}" for i in range(cfg.vocab_size - 5)])
+    tmp = tempfile.TemporaryDirectory(prefix="bench-onnx-")
+    report = export_onnx(None, Path(tmp.name) / "model.onnx", int8=int8,
+                         loaded=LoadedCheckpoint(model, cfg, "ctc", vocab, {}, None, Path("bench")))
+    onnx_model = load_onnx(report.int8_path if int8 else report.path, threads=threads or None)
+
+    def step(x, _keep=tmp):  # _keep: the directory lives as long as the step
+        logits, _ = onnx_model.run(x["w"].numpy(), x["lengths"].numpy())
+        return torch.from_numpy(logits)
+    return step
+
+
 def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bool = False, ac: bool = False):
     """One contender's step function (inputs -> output tensor or None), weights from torch.manual_seed(0)."""
     kind = "pretrain" if workload == "pretrain" else "ctc"
@@ -143,7 +171,7 @@ def build_step(cfg, workload: str, impl: str, device: str, amp: str, compile: bo
 
         set_activation_checkpointing(model, 1)
     if cast_once:
-        from w2v2cli.decode.run import cast_for_inference
+        from w2v2cli.decode.backends import cast_for_inference
 
         cast_for_inference(model, "bf16")
         amp = "none"
@@ -228,7 +256,7 @@ def worker_main(args, contender: str) -> int:
     if precision:
         args.amp = "none" if precision == "fp32" else precision
     impl = contender.split("+")[0].replace("-default-malloc", "").replace("-compile", "")
-    if contender in ("w2v2", "w2v2-compile", "w2v2+ac"):
+    if contender in ("w2v2", "w2v2-compile", "w2v2+ac", "onnxruntime", "onnxruntime-int8"):
         from w2v2cli.runtime import configure_runtime
 
         configure_runtime(threads=args.threads or None)
@@ -257,8 +285,11 @@ def worker_main(args, contender: str) -> int:
             if cuda:
                 torch.cuda.empty_cache()
             t0 = time.perf_counter()
-            step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"),
-                              ac=contender.endswith("+ac"))
+            if impl.startswith("onnxruntime"):
+                step = build_onnx_step(cfg, impl.endswith("-int8"), args.threads)
+            else:
+                step = build_step(cfg, cmd[1], impl, args.device, args.amp, compile=contender.endswith("-compile"),
+                                  ac=contender.endswith("+ac"))
             out = step(inputs)  # warm-up (and compilation)
             print(json.dumps({"built": cmd[1], "build_s": time.perf_counter() - t0}), flush=True)
             continue
@@ -336,7 +367,8 @@ def run_workload(args, workload: str, pool: list[Worker], tmp: Path) -> dict:
     audio_s = float(inputs["lengths"].sum()) / 16000
     frames = int(inputs["frames"].max())
     flops = forward_flops(cfg, frames, args.batch) * (1 if workload == "ctc-infer" else 3)
-    workers = [w for w in pool if not (w.name.startswith("torchaudio") and workload != "ctc-infer")]
+    workers = [w for w in pool if not (w.name.startswith(INFER_ONLY) and workload != "ctc-infer")]
+    workers = [w for w in workers if not (w.name.startswith("onnxruntime") and args.device != "cpu")]
     workers = [w for w in workers if not (w.name.endswith("@fp16") and args.device == "cpu")]
     build_s = {}
     for w in workers:  # one at a time: a worker building its model must not slow another's steps
@@ -427,8 +459,10 @@ def main() -> int:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     for c in contenders:
         name, _, precision = c.partition("@")
-        if name not in CONTENDERS or precision not in ("", "fp32", "bf16", "fp16"):
-            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)} (optionally @fp32, @bf16)")
+        if name not in CONTENDERS or precision not in ("", "fp32", "bf16", "fp16") or \
+                (name.startswith("onnxruntime") and precision):
+            p.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)} (optionally @fp32, @bf16; "
+                    "onnxruntime runs the precision it was exported in)")
     import tempfile
 
     import transformers

@@ -443,6 +443,10 @@ def detect_format(spec: str | os.PathLike) -> str:
         raise CheckpointError(
             f"{path}: neither a w2v2 checkpoint ({CONFIG_FILE}) nor a transformers directory (config.json)"
         )
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path} is an ONNX export (w2v2 export onnx), not a checkpoint",
+                              hint="w2v2 decode, transcribe and align run it; other commands need the checkpoint "
+                                   "it was exported from")
     if path.is_file():
         return "fairseq"
     raise CheckpointError(f"checkpoint {path} does not exist")

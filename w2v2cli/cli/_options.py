@@ -20,13 +20,16 @@ from w2v2cli.decode.options import DecodeOptions
 
 # inference: w2v2 decode, w2v2 align
 CtcCheckpoint = Annotated[Path, typer.Argument(
-    help="CTC checkpoint: our directory, a transformers directory or a fairseq .pt.")]
+    help="CTC checkpoint: our directory, a transformers directory, a fairseq .pt, or a .onnx file of w2v2 export "
+         "onnx.")]
 BatchSeconds = Annotated[float, typer.Option("--batch-seconds", help="Padded audio seconds per batch.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32, bf16 (weights cast once) or auto (bf16 where the "
                                                       "hardware has it: GPUs with bf16, CPUs with AMX or "
                                                       "avx512_bf16; says so in the summary).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+Backend = Annotated[str, typer.Option("--backend", help="What computes the logits: torch, onnxruntime (a .onnx file "
+                                                        "of w2v2 export onnx) or auto (by the model's suffix).")]
 # decoding: w2v2 decode, w2v2 transcribe (through decode_options, below)
 Decoder = Annotated[str, typer.Option("--decoder", help="viterbi (greedy best path) or beam.")]
 Lexicon = Annotated[Optional[Path], typer.Option("--lexicon", help="Lexicon for beam search (w2v2 lm build).")]
@@ -55,8 +58,8 @@ DECODE_OPTIONS = (
     ("beam_threshold", BeamThreshold, "beam_threshold"), ("lm_weight", LmWeight, "lm_weight"),
     ("word_score", WordScore, "word_score"), ("batch_seconds", BatchSeconds, "batch_seconds"),
     ("chunk_seconds", ChunkSeconds, "chunk_seconds"), ("chunk_overlap", ChunkOverlap, "chunk_overlap_seconds"),
-    ("device", Device, "device"), ("dtype", Dtype, "dtype"), ("progress", Progress, "progress"),
-    ("threads", Threads, "threads"),
+    ("device", Device, "device"), ("dtype", Dtype, "dtype"), ("backend", Backend, "backend"),
+    ("progress", Progress, "progress"), ("threads", Threads, "threads"),
 )
 
 

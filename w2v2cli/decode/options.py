@@ -21,6 +21,7 @@ from w2v2cli.errors import ConfigError
 
 DECODERS = ("viterbi", "beam")
 DTYPES = ("auto", "fp32", "bf16")
+BACKENDS = ("auto", "torch", "onnxruntime")  # auto: onnxruntime for a .onnx file (w2v2 export onnx), else torch
 AUDIO_EXTENSIONS = ("flac", "wav", "ogg", "opus", "mp3")  # what `w2v2 transcribe` looks for in directories
 
 
@@ -46,7 +47,8 @@ class DecodeOptions:
     chunk_overlap_seconds: float = 2.0  # context added on each side of a window (its frames are dropped)
     device: str = "cpu"
     dtype: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it: w2v2cli.runtime.resolve_dtype)
-    threads: int | None = None  # torch CPU threads (None: one per core)
+    backend: str = "auto"  # what computes the logits: torch | onnxruntime | auto (by the model's suffix)
+    threads: int | None = None  # CPU threads of the model, torch's or onnxruntime's (None: one per core)
     progress: bool = True
 
     def check(self) -> None:
@@ -55,6 +57,8 @@ class DecodeOptions:
             raise ConfigError(f"--decoder must be 'viterbi' or 'beam', got {self.decoder!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"--dtype must be 'auto', 'fp32' or 'bf16', got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.decoder == "viterbi" and (self.lexicon or self.lm):
             raise ConfigError("--lexicon/--lm are used by the beam decoder", hint="add --decoder beam")
         if self.lm and not self.lexicon:

@@ -30,7 +30,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from w2v2cli.checkpoint.io import LoadedCheckpoint
 from w2v2cli.data.labels import reference_words
+from w2v2cli.decode.backends import EmissionBackend, TorchBackend, open_backend
 from w2v2cli.decode.ctc import BeamSearchDecoder, Hypothesis, greedy_decode
 from w2v2cli.decode.options import DecodeConfig, DecodeOptions
 from w2v2cli.decode.timestamps import SAMPLE_RATE, forced_align_words
@@ -71,36 +73,24 @@ class DecodeResult:
         return self.elapsed_seconds / self.audio_seconds if self.audio_seconds else float("nan")
 
 
-def cast_for_inference(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
-    """Casts the weights once (in place) to `dtype` ("bf16" or "fp32") for inference: every op then runs in that
-    precision, the conv encoder included, with no per-call weight casts as autocast does. Normalisations keep
-    fp32 statistics (the group norm computes in fp32; LayerNorm and softmax accumulate in fp32)."""
-    return model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
-
-
 class EmissionModel:
     """A CTC model wrapped for inference: waveforms -> log-probabilities `[frames, vocab]` per utterance.
 
-    dtype "bf16" (or "auto" where it resolves to bf16) casts `loaded.model` to bf16 in place, once."""
+    `source`: a backend (`backends.open_backend`: PyTorch or onnxruntime), or a loaded checkpoint, run by PyTorch
+    on `device` in `dtype` ("bf16", or "auto" where it resolves to bf16, casts `source.model` in place, once)."""
 
-    def __init__(self, loaded, device: str = "cpu", dtype: str = "fp32"):
-        if loaded.kind != "ctc" or loaded.vocab is None:
-            raise ConfigError(f"{loaded.path}: decoding needs a fine-tuned CTC checkpoint with a vocabulary "
-                              f"(this one is '{loaded.kind}')", hint="fine-tune it first: w2v2 finetune")
-        try:
-            self.device = torch.device(device)
-            self.model = loaded.model.to(self.device).eval()
-        except (RuntimeError, AssertionError) as err:
-            raise ConfigError(f"cannot use device {device!r}: {err}") from None
-        self.vocab = loaded.vocab
-        self.cfg = loaded.cfg
+    def __init__(self, source: EmissionBackend | LoadedCheckpoint, device: str = "cpu", dtype: str = "fp32"):
+        self.backend = source if isinstance(source, EmissionBackend) else TorchBackend(source, device, dtype)
+        self.vocab = self.backend.vocab
+        self.cfg = self.backend.cfg
         self.hop = self.cfg.hop
         self.receptive_field = self.cfg.receptive_field
-        from w2v2cli.runtime import resolve_dtype
+        self.dtype, self.dtype_reason = self.backend.dtype, self.backend.dtype_reason
 
-        self.dtype, self.dtype_reason = resolve_dtype(dtype, str(self.device), training=False)
-        self.input_dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
-        cast_for_inference(self.model, self.dtype)
+    @property
+    def model(self) -> torch.nn.Module:
+        """The PyTorch model (torch backend only)."""
+        return self.backend.model
 
     def frames(self, samples: int) -> int:
         return 0 if samples < self.receptive_field else (samples - self.receptive_field) // self.hop + 1
@@ -112,12 +102,11 @@ class EmissionModel:
         batch = torch.zeros(len(waves), int(lengths.max()))
         for b, w in enumerate(waves):
             batch[b, : len(w)] = torch.from_numpy(w)
-        batch, dev_lengths = batch.to(self.device, self.input_dtype), lengths.to(self.device)
-        logits, frame_lengths = self.model(batch, dev_lengths if len(waves) > 1 else None)
-        logp = logits.float().log_softmax(-1).cpu()
+        logits, frame_lengths = self.backend.logits(batch, lengths)
+        logp = logits.float().log_softmax(-1)
         if len(waves) == 1:
             return [logp[0]]
-        return [logp[b, : int(n)] for b, n in enumerate(frame_lengths.cpu())]
+        return [logp[b, : int(n)] for b, n in enumerate(frame_lengths)]
 
 
 def _windows(samples: int, hop: int, chunk: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -272,17 +261,15 @@ def utterance_decoder(cfg: DecodeOptions, vocab) -> Callable[[torch.Tensor], Hyp
 
 
 def decode_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None, loaded=None) -> DecodeResult:
-    """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads) and
-    writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
+    """Decodes every utterance of a manifest with a CTC checkpoint (any format `load_model_any` reads, or a `.onnx`
+    file of `w2v2 export onnx`: `cfg.backend`) and writes hyp.wrd, hyp.trn, hyp.jsonl (and ref.trn when
+    `X.wrd`/`X.ltr` sit beside `X.tsv`)."""
     cfg = cfg or DecodeConfig()
     cfg.check()
     configure_runtime(threads=cfg.threads)  # process-level CPU settings (keep-freed-memory, denormals): runtime.py
     manifest_path = Path(manifest_path)
     refs = reference_words(manifest_path)
-    from w2v2cli.checkpoint.formats import load_model_any
-
-    loaded = loaded or load_model_any(ckpt, device="cpu")
-    em = EmissionModel(loaded, cfg.device, cfg.dtype)
+    em = EmissionModel(open_backend(ckpt, cfg, loaded))
     decode_one = utterance_decoder(cfg, em.vocab)
 
     def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
@@ -313,10 +300,7 @@ def align_manifest(ckpt, manifest_path, out_dir, cfg: DecodeConfig | None = None
     from w2v2cli.data.manifest import read_manifest
 
     ids_all = utterance_ids([e.path for e in read_manifest(manifest_path).entries])
-    from w2v2cli.checkpoint.formats import load_model_any
-
-    loaded = loaded or load_model_any(ckpt, device="cpu")
-    em = EmissionModel(loaded, cfg.device, cfg.dtype)
+    em = EmissionModel(open_backend(ckpt, cfg, loaded))
 
     def per_utt(idx: int, lp: torch.Tensor) -> Hypothesis:
         segs = forced_align_words(lp, refs[idx], em.vocab, utt_id=ids_all[idx])

@@ -121,20 +121,20 @@ def transcribe_files(model: str | os.PathLike | None, inputs: Sequence[str | os.
                      cfg: TranscribeConfig | None = None, loaded=None, dict_path: str | os.PathLike | None = None,
                      stdin: TextIO | None = None,
                      on_skip: Callable[[str, str], None] | None = None) -> TranscribeResult:
-    """Transcribes the audio files in `inputs` with a CTC model: our checkpoint, a transformers directory or a
-    fairseq `.pt` (with `dict_path`), or an already `loaded` one. See the module docstring."""
+    """Transcribes the audio files in `inputs` with a CTC model: our checkpoint, a transformers directory, a
+    fairseq `.pt` (with `dict_path`), a `.onnx` file of `w2v2 export onnx` (`cfg.backend`), or an already `loaded`
+    one. See the module docstring."""
     from tqdm import tqdm
 
     from w2v2cli.audio import audio_info, load_audio
-    from w2v2cli.checkpoint.formats import load_model_any
+    from w2v2cli.decode.backends import open_backend
     from w2v2cli.runtime import configure_runtime
 
     cfg = cfg or TranscribeConfig()
     cfg.check()
     configure_runtime(threads=cfg.threads)  # process-level CPU settings, as for w2v2 decode
     items = collect_audio(inputs, cfg.extensions, stdin)
-    loaded = loaded or load_model_any(model, device="cpu", dict_path=dict_path)
-    em = EmissionModel(loaded, cfg.device, cfg.dtype)
+    em = EmissionModel(open_backend(model, cfg, loaded, dict_path))
     decode_one = utterance_decoder(cfg, em.vocab)
     normalize = bool(getattr(em.cfg, "normalize_audio", False))
     result = TranscribeResult(items=items, precision=f"{em.dtype} ({em.dtype_reason})")

@@ -166,8 +166,11 @@ class ConvFeatureEncoder(nn.Module):
     """The 7-layer conv stack turning raw audio `[B, T]` into features `[B, C, F]`.
 
     mode "group_norm": GroupNorm on layer 0 only (BASE/LARGE); "layer_norm": LayerNorm after every conv
-    (LV-60k/XLSR). `bias` adds conv biases (the layer-norm models have them).
+    (LV-60k/XLSR). `bias` adds conv biases (the layer-norm models have them). `export_mode` (set by
+    `wav2vec2.exporting`): the padding-free group norm whenever it is asked for, padded batch or not (for tracing).
     """
+
+    export_mode: bool = False
 
     def __init__(self, conv_layers: list[tuple[int, int, int]], mode: str = "group_norm", bias: bool = False):
         super().__init__()
@@ -229,7 +232,8 @@ class ConvFeatureEncoder(nn.Module):
         if exclude_padding_from_norm and lengths is not None:
             first = self.conv_layers[0]
             frames0 = first.output_lengths(lengths)
-            if first.norm_kind == "group" and bool((frames0 < first.output_lengths(x.shape[-1])).any()):
+            if first.norm_kind == "group" and (self.export_mode or
+                                               bool((frames0 < first.output_lengths(x.shape[-1])).any())):
                 norm_frames = frames0
         for i, layer in enumerate(self.conv_layers):
             x = layer(x, norm_frames) if i == 0 else layer(x)
@@ -278,6 +282,21 @@ class FbankFeatureEncoder(nn.Module):
 
     check_input = ConvFeatureEncoder.check_input
 
+    export_mode: bool = False  # set by `wav2vec2.exporting`: the spectrum in real arithmetic (`_power_spectrum_real`)
+
+    def _power_spectrum_real(self, waveforms: Tensor) -> Tensor:
+        """`[B, T]` -> `[B, T', win / 2 + 1]`, the power spectrogram `log_mel` takes from torchaudio, as one strided
+        convolution with the windowed DFT's cosine and sine rows (built in float64, a constant of the graph). For
+        export: ONNX has no complex tensors, and onnxruntime's STFT op was 5e-4 off torch's FFT on the log mel;
+        this DFT is as close to float64 as the FFT (3-5e-5 on the log power)."""
+        bins = self.win // 2 + 1
+        f64 = dict(dtype=torch.float64, device=waveforms.device)
+        angle = torch.outer(torch.arange(bins, **f64), torch.arange(self.win, **f64)) * (2 * math.pi / self.win)
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * self.window.double()  # [2 * bins, win]
+        kernel = basis.float().unsqueeze(1)
+        spec = F.conv1d(waveforms.unsqueeze(1), kernel, stride=self.hop).transpose(1, 2)  # [B, T', 2 * bins]
+        return spec[..., :bins].pow(2) + spec[..., bins:].pow(2)
+
     WARP_STEPS = 21  # warp factors on an even grid over [1 - warp, 1 + warp]
 
     def warped_filterbanks(self, warp: float, device: torch.device) -> Tensor:
@@ -313,8 +332,11 @@ class FbankFeatureEncoder(nn.Module):
         with torch.autocast(waveforms.device.type, enabled=False):
             import torchaudio.functional as AF  # noqa: PLC0415
 
-            power = AF.spectrogram(waveforms.float(), 0, self.window, self.win, self.hop, self.win, 2.0, False,
-                                   center=False).transpose(1, 2)  # [B, T', win / 2 + 1]
+            if self.export_mode:
+                power = self._power_spectrum_real(waveforms.float())
+            else:
+                power = AF.spectrogram(waveforms.float(), 0, self.window, self.win, self.hop, self.win, 2.0, False,
+                                       center=False).transpose(1, 2)  # [B, T', win / 2 + 1]
             if warp > 0:
                 pick = (uniform((power.shape[0],), generator, power.device) * self.WARP_STEPS).long()
                 banks = self.warped_filterbanks(warp, power.device)[pick.clamp(max=self.WARP_STEPS - 1)]

@@ -13,6 +13,8 @@ Parameter names are our exchange format (see w2v2cli/checkpoint/hf.py for the tr
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +33,7 @@ from w2v2cli.model.components import (
     padding_mask_from_lengths,
 )
 from w2v2cli.model.config import ModelConfig
+from w2v2cli.model.cpu_kernels import disable_weight_caches
 from w2v2cli.model.masking import compute_channel_mask, compute_span_mask, sample_negatives
 from w2v2cli.model.quantizer import GumbelVectorQuantizer
 
@@ -76,11 +79,13 @@ class Wav2Vec2Model(nn.Module):
     own length (`unbatch_on_cpu`): a 10 s utterance already fills the GEMMs, so this only removes the padding's
     work. Training mode keeps the batch together and, as fairseq and transformers, lets the zero padding into
     the group norm's statistics. `padding_free_norm = False` (with `unbatch_on_cpu = False`) gives eval mode
-    fairseq's and transformers' batch semantics as well.
+    fairseq's and transformers' batch semantics as well. `export_mode` (set by `exporting`) takes the plain batched
+    path for every input, for tracing: no per-utterance loop, no branch on the values of `lengths`.
     """
 
     unbatch_on_cpu: bool = True
     padding_free_norm: bool = True
+    export_mode: bool = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -113,9 +118,10 @@ class Wav2Vec2Model(nn.Module):
         mask_time `[B, F]` bool: frames to replace with the mask embedding. apply_mask=True draws a time mask
         (when mask_time is None and mask_prob > 0) and a channel mask (mask_channel_prob > 0) from `generator`.
         """
-        self.feature_extractor.check_input(waveforms, lengths)
-        if (self.unbatch_on_cpu and not self.training and lengths is not None and waveforms.device.type == "cpu"
-                and waveforms.shape[0] > 1 and mask_time is None and not apply_mask
+        # export mode: the checks of shapes only (a trace keeps no check of the values of lengths)
+        self.feature_extractor.check_input(waveforms, None if self.export_mode else lengths)
+        if (self.unbatch_on_cpu and not self.export_mode and not self.training and lengths is not None
+                and waveforms.device.type == "cpu" and waveforms.shape[0] > 1 and mask_time is None and not apply_mask
                 and bool((lengths < waveforms.shape[1]).any())):
             return self._forward_each(waveforms, lengths, output_hidden_states)
         if lengths is not None:
@@ -140,7 +146,7 @@ class Wav2Vec2Model(nn.Module):
         else:
             # lengths usually live on the CPU: deciding "padded or not" there costs no device sync
             frame_lengths = conv_frames.clamp(max=f)
-            padded = bool((frame_lengths < f).any())
+            padded = self.export_mode or bool((frame_lengths < f).any())
             frame_lengths = frame_lengths.to(feats.device)
             # nothing padded: take the mask-free fast paths (SDPA without a mask)
             padding_mask = padding_mask_from_lengths(frame_lengths, f) if padded else None
@@ -283,6 +289,35 @@ class Wav2Vec2ForCTC(nn.Module):
         enc = self.wav2vec2(waveforms, lengths, apply_mask=self.training, generator=generator)
         x = dropout(enc.x, self.cfg.final_dropout, self.training)
         return self.lm_head(x), enc.lengths
+
+
+@contextmanager
+def exporting(model: nn.Module) -> Iterator[nn.Module]:
+    """Tracing `model` for export (`torch.onnx.export`, `torch.export`): the plain batched ops for every input.
+
+        >>> with exporting(ctc):
+        ...     torch.onnx.export(ctc, (waveforms, lengths), "model.onnx", dynamo=False)
+
+    Sets `export_mode` on the modules that have it (the encoder: no per-utterance loop on CPUs, always the padding
+    mask; the conv stack: always the padding-free group norm), so the graph does not depend on the example's
+    lengths, and turns off the CPU fast paths a trace cannot hold (oneDNN packed weights, the positional conv's
+    cached weight: `cpu_kernels.disable_weight_caches`). Everything is restored on exit.
+    """
+    modules = list(model.modules())
+    saved = [(m, m.__dict__.get("export_mode"), m.__dict__.get("w2v2_no_weight_cache")) for m in modules]
+    try:
+        for module in modules:
+            if hasattr(module, "export_mode"):
+                module.export_mode = True
+        disable_weight_caches(model)
+        yield model
+    finally:
+        for module, mode, no_cache in saved:
+            for name, value in (("export_mode", mode), ("w2v2_no_weight_cache", no_cache)):
+                if value is None:
+                    module.__dict__.pop(name, None)
+                else:
+                    setattr(module, name, value)
 
 
 def _init_transformer(encoder: TransformerEncoder) -> None:
