@@ -12,8 +12,8 @@ contender reads whole epochs with the training loader (same max_tokens and max_s
 the tsv path (AudioDataset + BucketBatchSampler, one file open per utterance) and the shard path (ShardStream: one
 open and one sequential read per shard, the members decoded from memory). Two rates: audio decoded per second (the
 loader's work) and audio delivered per second (what the batches hold after cropping every utterance to its batch's
-shortest): batches never cross a shard, so a shard's batches are bucketed among its own utterances only, and short
-shards of mixed lengths lose more to the crops than the tsv path's corpus-wide buckets do. Contenders are interleaved within each
+shortest): batches never cross a pool of shards (w2v2cli/data/shard_dataset.py), so they are bucketed among a pool's
+utterances only and lose a little more to the crops than the tsv path's corpus-wide buckets do. Contenders are interleaved within each
 repeat (same page-cache state), after one untimed warm-up epoch each; medians over the repeats, and the ratio
 shards / tsv.
 

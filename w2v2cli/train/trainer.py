@@ -298,8 +298,10 @@ class Trainer:
                 # every rank must join the gradient all-reduce of the last micro-batch: run the last usable batch
                 # with weight 0 (zero gradients, counted nowhere)
                 if self._last_good is None:
-                    raise DataError(f"rank {info.rank}: no readable audio in its first batch ({item.bad_files[0][0]})",
-                                    hint=f"remove the files listed in {self.bad.path}")
+                    what = item.bad_files[0][0] if item.bad_files else "an empty batch that evens out the ranks"
+                    raise DataError(f"rank {info.rank}: no readable audio in its first batch ({what})",
+                                    hint=f"remove the files listed in {self.bad.path}, or resume with another "
+                                         "number of processes")
                 batch, weight = self._last_good, 0.0
             else:
                 batch = item.to(self.device, non_blocking=True)
