@@ -23,7 +23,7 @@ normalisation, the frame stride and receptive field (for timestamps and windowin
 `w2v2.` keys (`METADATA_KEYS`). `--int8` also writes `NAME.int8.onnx` (the fp32 file stays: it is the checked
 reference and the baseline of a WER comparison): onnxruntime's dynamic quantisation of the MatMul weights (the
 linear layers: transformer, projection, CTC head) to int8 per output channel, activations quantised per call; the
-convolutions stay fp32.
+convolutions and the log-mel front end's filterbank MatMul stay fp32 (`front_end_matmuls`).
 """
 
 from __future__ import annotations
@@ -243,12 +243,25 @@ def quantize_int8(src: Path, dest: Path, metadata: dict[str, str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
 
     large = file_size(src) > 2 ** 31 - 1  # protobuf's limit: the quantised weights go to an external file too
+    front_end = front_end_matmuls(onnx.load(str(src), load_external_data=False))
     with _quiet():  # it advises a pre-processing step whose symbolic shape inference fails on dynamic lengths
         quantize_dynamic(src, dest, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True,
-                         use_external_data_format=large)
+                         use_external_data_format=large, nodes_to_exclude=front_end)
     proto = onnx.load(str(dest), load_external_data=False)
     onnx.helper.set_model_props(proto, metadata)
     onnx.save(proto, str(dest))
+
+
+#: initializer-name prefix of the feature encoder's weights: its MatMuls stay fp32 in an int8 export
+FRONT_END_PREFIX = "wav2vec2.feature_extractor."
+
+
+def front_end_matmuls(proto) -> list[str]:
+    """Names of the MatMul nodes that multiply by a feature-encoder weight (the log-mel front end's mel filterbank).
+    They stay fp32: their input is a power spectrum whose values span many orders of magnitude, and quantising it to
+    8 bits per call turns the quiet mel bins into zeros (on the demo's log-mel model: every transcript wrong)."""
+    weights = {i.name for i in proto.graph.initializer if i.name.startswith(FRONT_END_PREFIX)}
+    return [n.name for n in proto.graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
 
 
 @contextmanager
