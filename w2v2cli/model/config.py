@@ -244,7 +244,8 @@ PRESETS["tiny_fbank"] = dict(PRESETS["tiny"], extractor_mode="fbank",
 # frame starting one with probability 0.15, which is mask_prob 0.6 in fairseq's convention that model.mask_prob
 # follows (starts = mask_prob x frames / mask_length; about 48 % of frames masked). The tiny model takes 1,024
 # codes: its corpora are hours, not thousands of hours, and its head stays small (192 x 1,024).
-_RQ = dict(objective="bestrq", rq_codebook_dim=16, rq_num_codebooks=1, mask_prob=0.6, mask_length=4)
+_RQ = dict(objective="bestrq", rq_codebook_dim=16, rq_num_codebooks=1, rq_targets="random", mask_prob=0.6,
+           mask_length=4)
 PRESETS["tiny_fbank_rq"] = dict(PRESETS["tiny_fbank"], **_RQ, rq_codebook_size=1024)
 # The same with HuBERT's first-iteration targets (model.rq_targets: kmeans): 256 k-means centroids of the stacked,
 # normalised log-mel frames, fitted on the training audio (HuBERT: 100 clusters of MFCCs; log-mel frames are wider).
