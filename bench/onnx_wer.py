@@ -3,8 +3,8 @@
 its fp32 export and from its int8 export, on one test manifest; greedy, and with a lexicon + KenLM beam search when
 given.
 
-    python bench/bench_onnx_wer.py exp/ft/checkpoint_best data/test-clean.tsv
-    python bench/bench_onnx_wer.py exp/ft/checkpoint_best data/test-clean.tsv --lexicon exp/lm/lexicon.txt \\
+    python bench/onnx_wer.py exp/ft/checkpoint_best data/test-clean.tsv
+    python bench/onnx_wer.py exp/ft/checkpoint_best data/test-clean.tsv --lexicon exp/lm/lexicon.txt \\
         --lm exp/lm/lm.bin --beam 500 --lm-weight 2.0 --word-score -1.0 --out exp/onnx_wer
 
 The checkpoint is exported once (`w2v2 export onnx --int8`: OUT/model.onnx and OUT/model.int8.onnx; `--onnx FILE`
