@@ -96,6 +96,15 @@ def check_batch_limits(max_tokens: int, max_sample_size: int) -> None:
                           "that every utterance fits a batch")
 
 
+def check_resume_position(start: int, epoch: int, total: int, chunk: int) -> None:
+    """A resume position must be a whole number of updates (`chunk` = world_size x update_freq global batches) within
+    the epoch's `total` global batches (DataError naming the position)."""
+    if start % chunk or start > total:
+        raise DataError(f"cannot resume at global batch {start} of epoch {epoch}: not a multiple of "
+                        f"world_size x update_freq ({chunk}) or past the epoch's {total} batches",
+                        hint="resume with the same number of processes x update_freq as the original run")
+
+
 class BucketBatchSampler:
     """Yields this rank's `BatchSpec`s for one epoch (set with `set_epoch`); see the module docstring."""
 
@@ -187,12 +196,7 @@ class BucketBatchSampler:
     # -- iteration --------------------------------------------------------------------------------------------
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Next iteration yields this rank's batches of `epoch`, from global batch `start` on."""
-        total = len(self.global_batches(epoch))
-        chunk = self.world_size * self.update_freq
-        if start % chunk or start > total:
-            raise DataError(f"cannot resume at global batch {start} of epoch {epoch}: not a multiple of "
-                            f"world_size x update_freq ({chunk}) or past the epoch's {total} batches",
-                            hint="resume with the same number of processes x update_freq as the original run")
+        check_resume_position(start, epoch, len(self.global_batches(epoch)), self.world_size * self.update_freq)
         self.epoch, self.start = epoch, start
 
     def num_global_batches(self, epoch: int | None = None) -> int:

@@ -65,7 +65,8 @@ import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from w2v2cli.data.dataset import AudioDataset, LoadFailure, SkippedBatch, make_loader
-from w2v2cli.data.sampler import BatchSpec, check_batch_limits, cut_batches, draw_groups, language_probabilities
+from w2v2cli.data.sampler import (BatchSpec, check_batch_limits, check_resume_position, cut_batches, draw_groups,
+                                  language_probabilities)
 from w2v2cli.data.shards import ShardIndex, ShardInfo, read_index, read_member, read_shard
 from w2v2cli.errors import AudioError, DataError, W2V2Error
 
@@ -329,12 +330,7 @@ class ShardPlan:
     # -- iteration --------------------------------------------------------------------------------------------
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Next iteration yields this rank's batches of `epoch`, from global batch `start` on."""
-        total = self.num_global_batches(epoch)
-        chunk = self.world_size * self.update_freq
-        if start % chunk or start > total:
-            raise DataError(f"cannot resume at global batch {start} of epoch {epoch}: not a multiple of "
-                            f"world_size x update_freq ({chunk}) or past the epoch's {total} batches",
-                            hint="resume with the same number of processes x update_freq as the original run")
+        check_resume_position(start, epoch, self.num_global_batches(epoch), self.world_size * self.update_freq)
         self.epoch, self.start = epoch, start
 
     def num_global_batches(self, epoch: int | None = None) -> int:
