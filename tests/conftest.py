@@ -79,6 +79,23 @@ def few(libri_manifests, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def run_main(capsys):
+    """Runs `w2v2 ARGS` in this process through the console entry point: `run_main(*args)` -> (exit status,
+    stderr with whitespace runs joined, as rich wraps long lines at spaces)."""
+    from w2v2cli.cli.app import main
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        return code, " ".join(capsys.readouterr().err.split())
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     import torch

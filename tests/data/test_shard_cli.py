@@ -7,22 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from w2v2cli.cli.app import app, main
+from w2v2cli.cli.app import app
 from w2v2cli.cli.shard import parse_size
 from w2v2cli.data.shards import read_index
 from w2v2cli.errors import ConfigError
 
 runner = CliRunner()
-
-
-def _run(capsys, *args: str) -> tuple[int, str]:
-    """`w2v2 ARGS` in this process through the console entry point: (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    return code, " ".join(capsys.readouterr().err.split())  # rich wraps long lines at spaces
 
 
 def test_shard_command_writes_reports_and_reuses(signal_manifest, tmp_path):
@@ -38,16 +28,16 @@ def test_shard_command_writes_reports_and_reuses(signal_manifest, tmp_path):
     assert again.exit_code == 0 and "already complete" in " ".join(again.output.split())
 
 
-def test_shard_command_errors_are_one_line_with_a_hint(signal_manifest, tmp_path, capsys):
-    code, err = _run(capsys, "shard", str(signal_manifest), "--out", str(tmp_path / "a"), "--shard-minutes", "5",
+def test_shard_command_errors_are_one_line_with_a_hint(signal_manifest, tmp_path, run_main):
+    code, err = run_main("shard", str(signal_manifest), "--out", str(tmp_path / "a"), "--shard-minutes", "5",
                      "--shard-size", "1G")
     assert code == 2 and "give --shard-minutes or --shard-size, not both" in err
-    code, err = _run(capsys, "shard", str(signal_manifest), "--out", str(tmp_path / "a"), "--shard-size", "lots")
+    code, err = run_main("shard", str(signal_manifest), "--out", str(tmp_path / "a"), "--shard-size", "lots")
     assert code == 2 and "--shard-size must be a size such as 512M" in err
     bad = tmp_path / "bad.tsv"
     lines = signal_manifest.read_text().splitlines()
     bad.write_text("\n".join(lines[:2] + ["spk9/gone.flac\t1000"]) + "\n")
-    code, err = _run(capsys, "shard", str(bad), "--out", str(tmp_path / "b"), "--no-progress")
+    code, err = run_main("shard", str(bad), "--out", str(tmp_path / "b"), "--no-progress")
     assert code == 1 and "Traceback" not in err
     assert err.startswith(f"error: {Path(lines[0]) / 'spk9/gone.flac'} ({bad}:3): no such file")
     assert "hint: fix or drop the file" in err and not (tmp_path / "b" / "shards.json").exists()

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2v2cli.cli.app import main
 from w2v2cli.train.run_dir import check_resumable
 
 SETS = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers=0", "logging.progress=plain",
@@ -34,16 +33,6 @@ SETS = ["data.max_sample_size=32000", "data.max_tokens=64000", "data.num_workers
 def _args(manifest: Path, out: Path, *extra: str) -> list[str]:
     sets = [a for s in SETS for a in ("--set", s)]
     return ["pretrain", str(manifest), "--config", "tiny", "--out", str(out), "--threads", "1", *sets, *extra]
-
-
-def _run(capsys, *args: str) -> tuple[int, str]:
-    """`w2v2 ARGS` in this process through the console entry point: (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    return code, " ".join(capsys.readouterr().err.split())  # rich wraps long lines at spaces
 
 
 def _updates(run: Path) -> list[int]:
@@ -85,11 +74,11 @@ FILES = ["trainer_state.pt", "model.safetensors", "config.yaml"]
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_damaged_newest_checkpoint_is_named_and_the_fallback_announced(base, few, tmp_path, capsys, name):
+def test_damaged_newest_checkpoint_is_named_and_the_fallback_announced(base, few, tmp_path, run_main, name):
     run = tmp_path / "run"
     shutil.copytree(base, run, symlinks=True)
     _damage(run / "checkpoints" / "update_00000008", name)
-    code, err = _run(capsys, *_args(few, run, "--max-updates", "8", "--resume", "auto"))
+    code, err = run_main(*_args(few, run, "--max-updates", "8", "--resume", "auto"))
     assert code == 0, err
     assert "cannot resume from update_00000008" in err and name in err
     assert "falling back to the older checkpoint update_00000004" in err
@@ -99,13 +88,13 @@ def test_damaged_newest_checkpoint_is_named_and_the_fallback_announced(base, few
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_damaged_only_checkpoint_stops_with_the_reason(base, few, tmp_path, capsys, name):
+def test_damaged_only_checkpoint_stops_with_the_reason(base, few, tmp_path, run_main, name):
     run = tmp_path / "run"
     shutil.copytree(base, run, symlinks=True)
     shutil.rmtree(run / "checkpoints" / "update_00000004")
     _damage(run / "checkpoints" / "update_00000008", name)
     metrics = (run / "metrics.jsonl").read_text()
-    code, err = _run(capsys, *_args(few, run, "--max-updates", "8", "--resume", "auto"))
+    code, err = run_main(*_args(few, run, "--max-updates", "8", "--resume", "auto"))
     assert code == 1
     assert "none of the 1 checkpoint(s)" in err and f"update_00000008/{name}" in err
     assert "--resume restart" in err and "Traceback" not in err
@@ -113,17 +102,17 @@ def test_damaged_only_checkpoint_stops_with_the_reason(base, few, tmp_path, caps
     if name != "trainer_state.pt":
         return
     # without --resume a directory holding a run is not trained into from update 0
-    code, err = _run(capsys, *_args(few, run, "--max-updates", "2"))
+    code, err = run_main(*_args(few, run, "--max-updates", "2"))
     assert code == 1 and "already holds a run" in err
     # an explicit restart moves the old run aside
-    code, err = _run(capsys, *_args(few, run, "--max-updates", "2", "--resume", "restart"))
+    code, err = run_main(*_args(few, run, "--max-updates", "2", "--resume", "restart"))
     assert code == 0, err
     aside = run / "before-restart-1"
     assert (aside / "checkpoints" / "update_00000008").is_dir() and (aside / "metrics.jsonl").read_text() == metrics
     assert _updates(run) == [1, 2] and _losses(run) == {u: _losses(base)[u] for u in (1, 2)}
 
 
-def test_resume_with_changed_settings_keeps_both_configs_and_removes_temporaries(base, few, tmp_path, capsys):
+def test_resume_with_changed_settings_keeps_both_configs_and_removes_temporaries(base, few, tmp_path, run_main):
     run = tmp_path / "run"
     shutil.copytree(base, run, symlinks=True)
     first_config = (run / "config.yaml").read_text()
@@ -131,7 +120,7 @@ def test_resume_with_changed_settings_keeps_both_configs_and_removes_temporaries
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"partial")
     os.symlink("checkpoints/update_00000008", run / ".checkpoint_last.tmp-999")
-    code, err = _run(capsys, *_args(few, run, "--max-updates", "9", "--resume", "auto", "--set", "optim.lr=0.002"))
+    code, err = run_main(*_args(few, run, "--max-updates", "9", "--resume", "auto", "--set", "optim.lr=0.002"))
     assert code == 0, err
     assert "differ from update_00000008's" in err and "optim.lr: 0.001 -> 0.002" in err
     assert "optim.max_updates: 8 -> 9" in err
