@@ -382,3 +382,20 @@ def test_an_undecodable_member_is_left_out_of_its_batch_and_named(signal_shards,
 def test_interleave_is_the_loader_order():
     assert interleave([3, 1, 2]) == [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (0, 2)]
     assert interleave([0, 2]) == [(1, 0), (1, 1)]
+
+
+def test_a_bad_label_in_a_shard_is_named_by_its_member(signal_shards):
+    from w2v2cli.data.labels import encode_labels
+    from w2v2cli.errors import DataError
+    from w2v2cli.vocab import Vocabulary
+
+    index = read_index(signal_shards)
+    lines = read_shard_labels(index, "ltr")
+    letters = sorted({c for line in lines for c in line.split()})
+    last = lines[-1].split()[-1]  # a symbol of the last member; its first use names the member
+    first = next(i for i, line in enumerate(lines) if last in line.split())
+    names = [index.member_name(k, j, "ltr") for k, s in enumerate(index.shards) for j in range(len(s.keys))]
+    vocab = Vocabulary(["<s>", "<pad>", "</s>"] + [c for c in letters if c != last])
+    with pytest.raises(DataError) as err:
+        encode_labels(signal_shards, vocab, "ltr")
+    assert err.value.message.startswith(f"{names[first]}: ") and repr(last) in err.value.message

@@ -65,8 +65,16 @@ def _label_location(manifest: str | os.PathLike, ext: str):
     """`where(lineno)`: how an error names label line `lineno` (1-based): `FILE:LINE`, or a shard's member."""
     if is_shard_dir(manifest):
         index = read_index(manifest)
-        names = [index.member_name(k, j, ext) for k, s in enumerate(index.shards) for j in range(len(s.keys))]
-        return lambda lineno: names[lineno - 1]
+
+        def member(lineno: int) -> str:  # asked only for an error: no list of every member's name up front
+            j = lineno - 1
+            for k, shard in enumerate(index.shards):
+                if j < len(shard.keys):
+                    return index.member_name(k, j, ext)
+                j -= len(shard.keys)
+            raise IndexError(f"label line {lineno} is past the shards' members")
+
+        return member
     lpath = labels_path(manifest, ext)
     return lambda lineno: f"{lpath}:{lineno}"
 
