@@ -249,11 +249,14 @@ def main() -> None:
             without_festival(data / "train-clean-100", label_pool, corpus / "SPEAKERS.TXT")
 
     # 2. the labelled subsets from few voices: seed 1's draw is train-labeled, seed s's train-labeled-sS (subset
-    # seed corpus_seed + s - 1)
+    # seed corpus_seed + s - 1); other sizes than 4 voices / 10 minutes are named for their size (-2v5m, -4v2_5m), so a
+    # work directory never hands one size's draws to another
+    size = ("" if (args.labeled_speakers, args.labeled_minutes) == (4, 10.0)
+            else f"-{args.labeled_speakers}v{args.labeled_minutes:g}m".replace(".", "_"))  # no dot: a suffix
     labeled: dict[int, Path] = {}
     for seed in range(1, args.seeds + 1):
         draw = 1 if args.label_draws == "one" else seed
-        prefix = data / ("train-labeled" if draw == 1 else f"train-labeled-s{draw}")
+        prefix = data / (f"train-labeled{size}" if draw == 1 else f"train-labeled{size}-s{draw}")
         if not prefix.with_suffix(".tsv").is_file():
             subprocess.run(["bash", str(REPO / "recipes/utils/subset_speakers.sh"), str(label_pool),
                             str(prefix), str(args.labeled_speakers), str(args.labeled_minutes),
