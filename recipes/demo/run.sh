@@ -34,6 +34,7 @@ finetune_minutes=8.0    # fine-tuning time budget in minutes, per model (empty: 
 finetune_updates=       # cap on fine-tuning updates (empty: no cap)
 scratch=false           # also fine-tune without pretraining, for the pretrained-vs-scratch rows
 finetune_mask_prob=     # time-mask probability while fine-tuning (empty: the preset's, 0; few labels: 0.3)
+finetune_set=""         # more fine-tuning settings, "key=value key=value" (each becomes w2v2 finetune --set)
 lm_weight=2.0           # LM weight of the beam search (best of 1.0-2.5 on dev-clean for tiny_fbank; BENCHMARKS.md)
 word_score=0            # score added per word in the beam search
 beam=2000               # beam size of the search (dev WER 24.8 % at 500, 22.5 % at 2000 with the two below)
@@ -96,12 +97,13 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     init=none
     [ "$model" = pretrained ] && init=$dir/pretrain/checkpoint_last
     log "Stage 3: CTC fine-tuning ($model) on the labelled subset ($finetune_length)"
-    mask_opt=()
-    [ -n "$finetune_mask_prob" ] && mask_opt=(--set "model.mask_prob=$finetune_mask_prob")
+    ft_opts=()
+    [ -n "$finetune_mask_prob" ] && ft_opts=(--set "model.mask_prob=$finetune_mask_prob")
+    for kv in $finetune_set; do ft_opts+=(--set "$kv"); done
     # shellcheck disable=SC2086  # the length options are words
     w2v2 finetune "$data/train-labeled.tsv" --valid "$data/dev-clean.tsv" --init "$init" --config "$config" \
       --out "$dir/finetune_$model" $finetune_length --seed "$seed" --resume auto --dtype "$dtype" \
-      "${mask_opt[@]}" "${thread_opt[@]}"
+      "${ft_opts[@]}" "${thread_opt[@]}"
     touch "$dir/.finetune_$model.done"
   done
 fi

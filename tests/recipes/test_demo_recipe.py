@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from w2v2cli.train.logging import read_metrics
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -63,12 +65,15 @@ def test_demo_runs_end_to_end_at_toy_scale_and_reruns_as_a_no_op(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     toy = TINY[:TINY.index("--stop-stage")] + TINY[TINY.index("--stop-stage") + 2:]
     toy[toy.index("--pretrain-updates") + 1] = "20"
+    toy += ["--finetune-set", "task.output_bias=prior checkpoint.best_metric=cer"]
     cmd = ["bash", str(RECIPES / "demo" / "run.sh"), "--dir", str(exp), *toy]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     for marker in (".synth.done", ".manifest.done", ".pretrain.done", ".finetune_pretrained.done", ".lm.done"):
         assert (exp / marker).is_file(), marker
     assert (exp / "pretrain" / "checkpoint_last").exists() and (exp / "finetune_pretrained" / "checkpoint_best").exists()
+    settings = yaml.safe_load((exp / "finetune_pretrained" / "config.yaml").read_text())  # --finetune-set arrived
+    assert (settings["task"]["output_bias"], settings["checkpoint"]["best_metric"]) == ("prior", "cer")
     speakers = (exp / "corpus" / "SPEAKERS.TXT").read_text().splitlines()[1:]
     voices = [line.split("|")[-1].split()[0] for line in speakers]
     assert voices.count("festival") == 3 and len(voices) == 3 + 3 + 2 + 2  # train, festival, dev, test
