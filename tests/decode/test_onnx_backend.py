@@ -117,6 +117,9 @@ def test_backend_and_model_must_fit(models, libri_manifests, tmp_path):
     assert err.value.hint == f"export it first: w2v2 export onnx {ckpt} OUT.onnx"
     with pytest.raises(ConfigError, match="--backend torch runs a checkpoint"):
         transcribe_files(onnx_path, [str(tsv)], TranscribeConfig(progress=False, backend="torch"))
+    dict_ltr = tsv.parent / "dict.ltr.txt"  # a fairseq dictionary is for .pt files, never silently ignored
+    with pytest.raises(ConfigError, match=r"--dict .*dict.ltr.txt: .*model.onnx is an exported ONNX file"):
+        transcribe_files(onnx_path, [str(tsv)], TranscribeConfig(progress=False), dict_path=dict_ltr)
     with pytest.raises(ConfigError, match="--dtype bf16 casts a PyTorch model"):
         decode_manifest(onnx_path, tsv, tmp_path / "b", DecodeConfig(progress=False, dtype="bf16"))
     with pytest.raises(ConfigError, match="--backend must be one of auto, torch, onnxruntime"):

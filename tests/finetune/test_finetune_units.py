@@ -99,6 +99,19 @@ def test_letters_from_dict_or_from_labels(four, tmp_path):
     assert build_vocab([nodict], init_vocab=init_vocab) == (init_vocab, "the --init model's vocabulary")
 
 
+def test_letter_dict_lies_beside_a_manifest_and_inside_a_shard_directory(tmp_path):
+    # the one rule for the vocabulary and for a fairseq --init's letters (train/finetune._read_init)
+    from w2v2cli.data.labels import letter_dict_path
+    from w2v2cli.data.shards import INDEX
+
+    assert letter_dict_path(tmp_path / "data" / "train.tsv") == tmp_path / "data" / "dict.ltr.txt"
+    shards = tmp_path / "data" / "train.shards"
+    assert letter_dict_path(shards) == tmp_path / "data" / "dict.ltr.txt"  # not (yet) a shard directory
+    shards.mkdir(parents=True)
+    (shards / INDEX).write_text("{}")
+    assert letter_dict_path(shards) == shards / "dict.ltr.txt"
+
+
 @pytest.mark.parametrize("spm_type", ["unigram", "bpe"])
 def test_spm_vocab_from_transcripts(four, spm_type):
     vocab, source = build_vocab([four], kind="spm", labels="wrd", vocab_size=40, spm_type=spm_type)

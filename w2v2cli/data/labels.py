@@ -108,6 +108,12 @@ def encode_labels(manifest: str | os.PathLike, vocab: Vocabulary, ext: str) -> l
     return out
 
 
+def letter_dict_path(manifest: str | os.PathLike) -> Path:
+    """Where the letters of `manifest` are listed: dict.ltr.txt beside a manifest, inside a shard directory."""
+    manifest = Path(manifest)
+    return (manifest if is_shard_dir(manifest) else manifest.parent) / "dict.ltr.txt"
+
+
 def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "letters", labels: str = "ltr",
                 vocab_size: int = 0, spm_type: str = "unigram",
                 init_vocab: Vocabulary | None = None) -> tuple[Vocabulary, str]:
@@ -120,7 +126,7 @@ def build_vocab(train_manifests: Sequence[str | os.PathLike], kind: str = "lette
         ext = find_labels(m, labels)
         lines += labels_as(read_label_lines(m, ext), ext, "ltr" if kind == "letters" else "wrd")
     if kind == "letters":
-        dict_path = (manifests[0] if is_shard_dir(manifests[0]) else manifests[0].parent) / "dict.ltr.txt"
+        dict_path = letter_dict_path(manifests[0])
         if dict_path.is_file():
             return Vocabulary.from_fairseq_dict(dict_path), str(dict_path)
         if init_vocab is not None and init_vocab.kind == "letters":

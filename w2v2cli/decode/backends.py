@@ -124,6 +124,9 @@ def open_backend(spec: str | os.PathLike | None, options: DecodeOptions, loaded:
     """The backend for model `spec` (a checkpoint any format `load_model_any` reads, or a `.onnx` file) or an
     already `loaded` checkpoint, as `options.backend`, `device`, `dtype` and `threads` ask."""
     if backend_name(spec, options.backend, loaded) == "onnxruntime":
+        if dict_path is not None:  # never silently ignored: the file's own vocabulary would be used instead
+            raise ConfigError(f"--dict {dict_path}: {spec} is an exported ONNX file and carries its own vocabulary "
+                              "in its metadata", hint="leave --dict out (it is for fairseq CTC .pt files)")
         return OnnxBackend(spec, options.device, options.dtype, options.threads)
     if loaded is None:
         from w2v2cli.checkpoint.formats import load_model_any  # noqa: PLC0415

@@ -31,7 +31,7 @@ from typing import Sequence
 from rich.console import Console
 
 from w2v2cli.config import from_dict
-from w2v2cli.data.labels import build_vocab
+from w2v2cli.data.labels import build_vocab, letter_dict_path
 from w2v2cli.errors import CheckpointError, ConfigError, DataError
 from w2v2cli.model.config import ModelConfig
 from w2v2cli.train.config import TrainConfig
@@ -147,9 +147,9 @@ def _resumed_run(path: Path, out_dir: Path, init_spec: str | None) -> tuple[Mode
 
 
 def _read_init(init_spec: str, cfg: TrainConfig, explicit: frozenset[str], console: Console) -> InitWeights:
-    """The `--init` weights (a dict.ltr.txt beside the first manifest names a fairseq model's letters); notes the
-    --set model.* keys the init's architecture overrides."""
-    dict_path = Path(cfg.data.train[0].path).parent / "dict.ltr.txt"
+    """The `--init` weights (a dict.ltr.txt beside the first manifest, or inside a shard directory, names a fairseq
+    model's letters); notes the --set model.* keys the init's architecture overrides."""
+    dict_path = letter_dict_path(cfg.data.train[0].path)
     init_w = load_init(init_spec, dict_path if dict_path.is_file() else None)
     ignored = sorted({k for k in explicit if k.startswith("model.")} -
                      {f"model.{f}" for f in REG_FIELDS + ("vocab_size",)})
