@@ -249,9 +249,10 @@ def main() -> None:
             without_festival(data / "train-clean-100", label_pool, corpus / "SPEAKERS.TXT")
 
     # 2. the labelled subsets from few voices: seed 1's draw is train-labeled, seed s's train-labeled-sS (subset
-    # seed corpus_seed + s - 1); other sizes than 4 voices / 10 minutes are named for their size (-2v5m, -4v2_5m), so a
-    # work directory never hands one size's draws to another
-    size = ("" if (args.labeled_speakers, args.labeled_minutes) == (4, 10.0)
+    # seed corpus_seed + s - 1); other sizes than the defaults (4 voices / 10 minutes) are named for their size
+    # (-2v5m, -4v2_5m), so a work directory never hands one size's draws to another
+    default_size = (ap.get_default("labeled_speakers"), ap.get_default("labeled_minutes"))
+    size = ("" if (args.labeled_speakers, args.labeled_minutes) == default_size
             else f"-{args.labeled_speakers}v{args.labeled_minutes:g}m".replace(".", "_"))  # no dot: a suffix
     labeled: dict[int, Path] = {}
     for seed in range(1, args.seeds + 1):
